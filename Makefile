@@ -1,0 +1,51 @@
+# Everything a developer or CI runs. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+QUESTION ?= How do I deploy the assistant to AWS?
+
+.PHONY: setup run ask ingest serve test lint format typecheck check site sam bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv with the package and its tools
+
+ingest: setup ## Index the bundled sample docs (docs/) into the embedded store (.data/)
+	$(PY) -m docsrag ingest docs
+
+run: ingest ## Index the sample docs, then serve the API on http://127.0.0.1:8000
+	$(PY) -m docsrag serve
+
+ask: ingest ## Index the sample docs and ask one question: make ask QUESTION="..."
+	$(PY) -m docsrag ask "$(QUESTION)"
+
+test: setup ## Run the whole test suite
+	$(PY) -m pytest -q
+
+lint: setup ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check functions tests bench
+	$(VENV)/bin/ruff format --check functions tests bench
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format functions tests bench
+	$(VENV)/bin/ruff check --fix functions tests bench
+
+check: lint test ## Everything CI checks in Python
+
+site: ## Build the sample docs with Docusaurus (needs npm) into site/build
+	bash infra/scripts/build-sample-site.sh
+
+sam: ## sam validate --lint and sam build (python3.12 via pyenv)
+	bash infra/scripts/sam-check.sh
+
+bench: setup ## Run every benchmark and print its figures
+	for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf .data .aws-sam .pytest_cache .mypy_cache .ruff_cache site/build site/.docusaurus

@@ -1,0 +1,5 @@
+"""`python -m docsrag …`"""
+
+from docsrag.cli import main
+
+main()

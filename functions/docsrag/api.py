@@ -1,0 +1,292 @@
+"""The FastAPI app shared by `docsrag serve` and the chat Lambda (through Mangum).
+
+Routes translate HTTP to the chat service and back; every error leaves as JSON
+`{"error": {"code", "message", "request_id"}}` with the right status and an `x-request-id` header.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from docsrag.answering import ChatTurn
+from docsrag.config import Settings, load_settings
+from docsrag.container import Container
+from docsrag.errors import DocsRagError, IndexUnavailable
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+# --- Edge models ------------------------------------------------------------------------------
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    message: str = Field(min_length=1, description="The visitor's question.")
+    history: list[ChatTurn] = Field(
+        default_factory=list, description="Earlier turns, oldest first (optional)."
+    )
+
+
+class SourcePublic(BaseModel):
+    title: str
+    url: str
+    anchor: str | None
+    snippet: str
+
+
+class ChatResponse(BaseModel):
+    answer: str
+    sources: list[SourcePublic]
+    mode: Literal["llm", "retrieval_only"]
+
+
+class ApiError(Exception):
+    """An error the API reports as-is to the caller."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+# --- Container provider: built once, retried while Qdrant is unreachable -------------------------
+
+
+class ContainerProvider:
+    """Builds the `Container` on first use and keeps it for the life of the process.
+
+    When Qdrant is unreachable at start, requests get a 503 and the next request tries again, so
+    a Lambda container or a local server recovers without a restart.
+    """
+
+    def __init__(self, settings: Settings, container: Container | None = None) -> None:
+        self.settings = settings
+        self._container = container
+        self._lock = threading.Lock()
+
+    def get(self) -> Container:
+        if self._container is None:
+            with self._lock:
+                if self._container is None:
+                    self._container = Container.build(self.settings)
+        return self._container
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+def _provider(request: Request) -> ContainerProvider:
+    provider: ContainerProvider = request.app.state.provider
+    return provider
+
+
+def _container(provider: Annotated[ContainerProvider, Depends(_provider)]) -> Container:
+    return provider.get()
+
+
+ContainerDep = Annotated[Container, Depends(_container)]
+
+
+# --- Helpers ----------------------------------------------------------------------------------
+
+
+def _request_id(request: Request) -> str:
+    existing = getattr(request.state, "request_id", None)
+    if isinstance(existing, str):
+        return existing
+    event = request.scope.get("aws.event")
+    if isinstance(event, dict):
+        context = event.get("requestContext") or {}
+        if isinstance(context, dict) and isinstance(context.get("requestId"), str):
+            return str(context["requestId"])
+    header = request.headers.get(REQUEST_ID_HEADER)
+    if header and len(header) <= 128 and header.isprintable():
+        return header
+    return uuid.uuid4().hex
+
+
+def _error(request: Request, status: int, code: str, message: str) -> JSONResponse:
+    request_id = _request_id(request)
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"code": code, "message": message, "request_id": request_id}},
+        headers={REQUEST_ID_HEADER: request_id},
+    )
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return 400, "invalid_json", "The request body is not valid JSON."
+    parts = []
+    for error in errors[:5]:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    return 422, "invalid_request", "Invalid request: " + "; ".join(parts)
+
+
+def _trim_history(history: list[ChatTurn], settings: Settings) -> list[ChatTurn]:
+    """Keep the most recent turns within the configured message and character budgets."""
+    kept: list[ChatTurn] = []
+    budget = settings.max_history_chars
+    for turn in reversed(history[-settings.max_history_messages :] if history else []):
+        if len(turn.content) > budget:
+            break
+        budget -= len(turn.content)
+        kept.append(turn)
+    kept.reverse()
+    return kept
+
+
+def max_body_bytes(settings: Settings) -> int:
+    """Largest request body accepted: the message and history budgets in UTF-8, plus JSON framing."""
+    return 4 * (settings.max_message_chars + settings.max_history_chars) + 64 * 1024
+
+
+# --- App factory ------------------------------------------------------------------------------
+
+
+def create_app(*, settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    settings = settings or (container.settings if container else load_settings())
+    provider = ContainerProvider(settings, container)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        provider.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="docsrag",
+        summary="Answers questions from a Docusaurus documentation site, with cited sections.",
+        version="0.1.0",
+    )
+    app.state.provider = provider
+    body_limit = max_body_bytes(settings)
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = _request_id(request)
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > body_limit:
+            return _error(
+                request,
+                413,
+                "payload_too_large",
+                f"The request body is {int(length)} bytes; the limit is {body_limit} bytes.",
+            )
+        response = await call_next(request)
+        response.headers[REQUEST_ID_HEADER] = request.state.request_id
+        return response
+
+    if not settings.cors_via_gateway:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["content-type", "authorization", "x-visitor-token", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
+            max_age=600,
+        )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(request, exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, code, message = _describe_validation(exc)
+        return _error(request, status, code, message)
+
+    @app.exception_handler(IndexUnavailable)
+    async def _index_unavailable(request: Request, exc: IndexUnavailable) -> JSONResponse:
+        logger.error("index unavailable: %s", exc, exc_info=exc)
+        return _error(
+            request,
+            503,
+            "index_unavailable",
+            "The documentation search is unavailable right now. Please try again shortly.",
+        )
+
+    @app.exception_handler(DocsRagError)
+    async def _domain_error(request: Request, exc: DocsRagError) -> JSONResponse:
+        logger.error("request failed: %s", exc, exc_info=exc)
+        return _error(request, 500, "internal_error", "Something went wrong on our side.")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error", exc_info=exc)
+        return _error(request, 500, "internal_error", "Something went wrong on our side.")
+
+    @app.get("/health")
+    async def health(request: Request) -> JSONResponse:
+        """Liveness plus what the service can do right now (search mode, LLM, index size)."""
+        provider: ContainerProvider = request.app.state.provider
+        llm = "configured" if settings.llm_enabled else "not_configured"
+        body: dict[str, Any] = {
+            "status": "ok",
+            "llm": llm,
+            "search": "hybrid" if settings.llm_enabled else "bm25",
+        }
+        if not settings.llm_enabled:
+            body["notice"] = (
+                "OPENROUTER_API_KEY is not set: search uses BM25 only and answers are "
+                "retrieval-only."
+            )
+        try:
+            container = provider.get()
+            body["index"] = {
+                "collection": settings.collection_name,
+                "chunks": container.index.count_chunks(),
+            }
+        except IndexUnavailable as exc:
+            logger.error("health: index unavailable: %s", exc)
+            body["status"] = "unavailable"
+            body["index"] = {"collection": settings.collection_name, "error": str(exc)}
+            return JSONResponse(status_code=503, content=body)
+        return JSONResponse(content=body)
+
+    @app.post("/chat", response_model=ChatResponse)
+    async def chat(payload: ChatRequest, container: ContainerDep) -> ChatResponse:
+        """Answer one question from the docs, with the sections it used."""
+        message = payload.message.strip()
+        if not message:
+            raise ApiError(422, "invalid_request", "message must not be blank.")
+        if len(message) > settings.max_message_chars:
+            raise ApiError(
+                413,
+                "message_too_long",
+                f"The message is {len(message)} characters; the limit is "
+                f"{settings.max_message_chars}.",
+            )
+        history = _trim_history(payload.history, settings)
+        result = await container.chat.chat(message=message, history=history)
+        return ChatResponse(
+            answer=result.answer,
+            sources=[SourcePublic(**asdict(source)) for source in result.sources],
+            mode=result.mode,
+        )
+
+    return app

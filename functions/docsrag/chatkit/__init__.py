@@ -1,0 +1,1 @@
+"""The ChatKit side of docsrag: request context, visitor tokens and conversation stores."""

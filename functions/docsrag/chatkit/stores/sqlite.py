@@ -1,0 +1,291 @@
+"""ChatKit threads in one SQLite file, for local development and single-process servers.
+
+Concurrency: the store holds one `sqlite3` connection guarded by a `threading.Lock`, and every
+call runs in a worker thread (`asyncio.to_thread`), so FastAPI's event loop never blocks on disk
+and calls from concurrent requests run one at a time. Multi-statement writes run in one
+`BEGIN IMMEDIATE` transaction. WAL journaling lets another process (the CLI) read meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final, TypeVar
+
+from chatkit.store import NotFoundError
+from chatkit.types import Page, ThreadItem, ThreadMetadata
+
+from docsrag.chatkit.context import RequestContext
+from docsrag.chatkit.stores.base import (
+    StoreError,
+    StoreUnavailable,
+    VisitorScopedStore,
+    build_page,
+    dump_item,
+    dump_thread,
+    is_ascending,
+    load_item_json,
+    load_thread_json,
+    page_size,
+    require_known_id,
+    sort_time,
+)
+
+DEFAULT_SQLITE_PATH: Final = Path(".data/chatkit.sqlite3")
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS threads (
+    visitor_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    sort_key TEXT NOT NULL,      -- creation time (UTC, fixed width) at first save
+    body TEXT NOT NULL,          -- ThreadMetadata JSON
+    PRIMARY KEY (visitor_id, thread_id)
+);
+CREATE INDEX IF NOT EXISTS threads_by_time ON threads (visitor_id, sort_key, thread_id);
+CREATE TABLE IF NOT EXISTS items (
+    visitor_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    sort_key TEXT NOT NULL,      -- item created_at (UTC, fixed width) at first save
+    body TEXT NOT NULL,          -- ThreadItem JSON
+    PRIMARY KEY (visitor_id, thread_id, item_id)
+);
+CREATE INDEX IF NOT EXISTS items_by_time ON items (visitor_id, thread_id, sort_key, item_id);
+"""
+
+T = TypeVar("T")
+
+
+class SQLiteStore(VisitorScopedStore):
+    """A chatkit `Store` in one SQLite file, every query scoped to the request's visitor."""
+
+    def __init__(self, *, path: Path | str = DEFAULT_SQLITE_PATH) -> None:
+        self._path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            if str(path) != ":memory:":
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self._path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open the SQLite store at {self._path}: {exc}") from exc
+        self._call(self._init_schema)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # --- threads ------------------------------------------------------------------------------
+
+    async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
+        require_known_id(thread_id, what="thread")
+
+        def run(conn: sqlite3.Connection) -> ThreadMetadata:
+            row = conn.execute(
+                "SELECT body FROM threads WHERE visitor_id = ? AND thread_id = ?",
+                (context.visitor_id, thread_id),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"thread {thread_id} not found")
+            return load_thread_json(row[0])
+
+        return await self._run(run)
+
+    async def save_thread(self, thread: ThreadMetadata, context: RequestContext) -> None:
+        body = dump_thread(thread)
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO threads (visitor_id, thread_id, sort_key, body) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (visitor_id, thread_id) DO UPDATE SET body = excluded.body",
+                (context.visitor_id, thread.id, sort_time(thread.created_at), body),
+            )
+
+        await self._run(run)
+
+    async def load_threads(
+        self, limit: int, after: str | None, order: str, context: RequestContext
+    ) -> Page[ThreadMetadata]:
+        ascending = is_ascending(order)
+        size = page_size(limit)
+
+        def run(conn: sqlite3.Connection) -> Page[ThreadMetadata]:
+            sql = "SELECT body FROM threads WHERE visitor_id = ?"
+            params: list[object] = [context.visitor_id]
+            if after is not None:
+                require_known_id(after, what="thread")
+                row = conn.execute(
+                    "SELECT sort_key FROM threads WHERE visitor_id = ? AND thread_id = ?",
+                    (context.visitor_id, after),
+                ).fetchone()
+                if row is None:
+                    raise NotFoundError(f"thread {after} not found")
+                sql += f" AND (sort_key, thread_id) {'>' if ascending else '<'} (?, ?)"
+                params += [row[0], after]
+            direction = "ASC" if ascending else "DESC"
+            sql += f" ORDER BY sort_key {direction}, thread_id {direction} LIMIT ?"
+            params.append(size + 1)
+            threads = [load_thread_json(body) for (body,) in conn.execute(sql, params)]
+            return build_page(threads, size, id_of=lambda thread: thread.id)
+
+        return await self._run(run)
+
+    async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
+        require_known_id(thread_id, what="thread")
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                key = (context.visitor_id, thread_id)
+                deleted = conn.execute(
+                    "DELETE FROM threads WHERE visitor_id = ? AND thread_id = ?", key
+                ).rowcount
+                if not deleted:
+                    raise NotFoundError(f"thread {thread_id} not found")
+                conn.execute("DELETE FROM items WHERE visitor_id = ? AND thread_id = ?", key)
+
+        await self._run(run)
+
+    # --- thread items -------------------------------------------------------------------------
+
+    async def load_thread_items(
+        self,
+        thread_id: str,
+        after: str | None,
+        limit: int,
+        order: str,
+        context: RequestContext,
+    ) -> Page[ThreadItem]:
+        require_known_id(thread_id, what="thread")
+        ascending = is_ascending(order)
+        size = page_size(limit)
+
+        def run(conn: sqlite3.Connection) -> Page[ThreadItem]:
+            _require_thread(conn, context.visitor_id, thread_id)
+            sql = "SELECT body FROM items WHERE visitor_id = ? AND thread_id = ?"
+            params: list[object] = [context.visitor_id, thread_id]
+            if after is not None:
+                require_known_id(after, what="item")
+                row = conn.execute(
+                    "SELECT sort_key FROM items"
+                    " WHERE visitor_id = ? AND thread_id = ? AND item_id = ?",
+                    (context.visitor_id, thread_id, after),
+                ).fetchone()
+                if row is None:
+                    raise NotFoundError(f"item {after} not found")
+                sql += f" AND (sort_key, item_id) {'>' if ascending else '<'} (?, ?)"
+                params += [row[0], after]
+            direction = "ASC" if ascending else "DESC"
+            sql += f" ORDER BY sort_key {direction}, item_id {direction} LIMIT ?"
+            params.append(size + 1)
+            items = [load_item_json(body) for (body,) in conn.execute(sql, params)]
+            return build_page(items, size, id_of=lambda item: item.id)
+
+        return await self._run(run)
+
+    async def add_thread_item(
+        self, thread_id: str, item: ThreadItem, context: RequestContext
+    ) -> None:
+        await self._put_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
+        await self._put_item(thread_id, item, context)
+
+    async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
+        require_known_id(thread_id, what="thread")
+        require_known_id(item_id, what="item")
+
+        def run(conn: sqlite3.Connection) -> ThreadItem:
+            row = conn.execute(
+                "SELECT body FROM items WHERE visitor_id = ? AND thread_id = ? AND item_id = ?",
+                (context.visitor_id, thread_id, item_id),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"item {item_id} not found in thread {thread_id}")
+            return load_item_json(row[0])
+
+        return await self._run(run)
+
+    async def delete_thread_item(
+        self, thread_id: str, item_id: str, context: RequestContext
+    ) -> None:
+        """Delete one item; an item the thread does not hold is already gone (no error)."""
+        require_known_id(thread_id, what="thread")
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _require_thread(conn, context.visitor_id, thread_id)
+                conn.execute(
+                    "DELETE FROM items WHERE visitor_id = ? AND thread_id = ? AND item_id = ?",
+                    (context.visitor_id, thread_id, item_id),
+                )
+
+        await self._run(run)
+
+    async def _put_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
+        """Insert, or replace in place: a replaced item keeps its position in the thread."""
+        require_known_id(thread_id, what="thread")
+        body = dump_item(thread_id, item)
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _require_thread(conn, context.visitor_id, thread_id)
+                conn.execute(
+                    "INSERT INTO items (visitor_id, thread_id, item_id, sort_key, body)"
+                    " VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (visitor_id, thread_id, item_id)"
+                    " DO UPDATE SET body = excluded.body",
+                    (context.visitor_id, thread_id, item.id, sort_time(item.created_at), body),
+                )
+
+        await self._run(run)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version not in (0, SCHEMA_VERSION):
+            raise StoreError(
+                f"the SQLite store at {self._path} has schema version {version}, this code"
+                f" expects {SCHEMA_VERSION}; delete the file to start over (local data only)"
+            )
+        conn.execute("PRAGMA journal_mode = WAL")
+        with _transaction(conn):
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            try:
+                return fn(self._conn)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"the SQLite store at {self._path} failed: {exc}") from exc
+
+
+def _require_thread(conn: sqlite3.Connection, visitor_id: str, thread_id: str) -> None:
+    row = conn.execute(
+        "SELECT 1 FROM threads WHERE visitor_id = ? AND thread_id = ?", (visitor_id, thread_id)
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"thread {thread_id} not found")
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,188 @@
+"""Command line: `python -m docsrag ingest PATH | ask [--json] QUESTION | serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from docsrag.config import Settings, load_settings
+from docsrag.errors import ConfigError, DocsRagError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Answer questions from a Docusaurus documentation site, with links to the exact section.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _fail(exc: DocsRagError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            file_okay=False,
+            help="A Docusaurus build/ folder, or a folder of Markdown/MDX docs.",
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Index a site: new and changed pages are embedded, unchanged ones cost nothing, pages no
+    longer in the folder leave the index."""
+    settings = _settings()
+    _configure_logging("WARNING")
+    from docsrag.container import Container
+
+    try:
+        container = Container.build(settings)
+    except DocsRagError as exc:
+        raise _fail(exc) from exc
+    try:
+        files = sum(1 for item in path.rglob("*") if item.is_file())
+        with Progress(
+            TextColumn("[bold]indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=err,
+            disable=as_json or not err.is_terminal,
+        ) as progress:
+            task = progress.add_task("", total=files)
+
+            def advance(key: str) -> None:
+                progress.update(task, advance=1, description=key[-60:])
+
+            summary = container.ingestor().sync_folder(path, progress=advance)
+    except DocsRagError as exc:
+        raise _fail(exc) from exc
+    finally:
+        container.close()
+
+    if as_json:
+        out.print_json(json.dumps(asdict(summary)))
+    else:
+        table = Table(title=f"Ingested {path}", show_header=True)
+        for column in ("added", "updated", "unchanged", "deleted", "skipped", "failed"):
+            table.add_column(column, justify="right")
+        table.add_row(
+            *(
+                str(getattr(summary, column))
+                for column in ("added", "updated", "unchanged", "deleted", "skipped", "failed")
+            )
+        )
+        out.print(table)
+        out.print(
+            f"{summary.chunks_written} chunks written, {summary.embedding_calls} embedding "
+            f"requests; search mode: {container.search_mode}"
+        )
+        for key, reason in list(summary.failures.items())[:20]:
+            out.print(f"[red]failed[/red] {key}: {reason}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer from the docs.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print exactly the POST /chat response.")
+    ] = False,
+) -> None:
+    """Ask one question and print the answer with its sources."""
+    settings = _settings()
+    _configure_logging("WARNING")
+    from docsrag.api import ChatResponse, SourcePublic
+    from docsrag.container import Container
+
+    message = question.strip()
+    if not message:
+        err.print("[red]error:[/red] the question is empty")
+        raise typer.Exit(2)
+    if len(message) > settings.max_message_chars:
+        err.print(
+            f"[red]error:[/red] the question is {len(message)} characters; the limit is "
+            f"{settings.max_message_chars} (MAX_MESSAGE_CHARS)"
+        )
+        raise typer.Exit(2)
+    try:
+        container = Container.build(settings)
+        try:
+            result = asyncio.run(container.chat.chat(message=message))
+        finally:
+            container.close()
+    except DocsRagError as exc:
+        raise _fail(exc) from exc
+
+    response = ChatResponse(
+        answer=result.answer,
+        sources=[SourcePublic(**asdict(source)) for source in result.sources],
+        mode=result.mode,
+    )
+    if as_json:
+        sys.stdout.write(response.model_dump_json() + "\n")
+        return
+    out.print(response.answer)
+    if response.sources:
+        out.print()
+        out.print("[bold]Sources[/bold]")
+        for number, source in enumerate(response.sources, start=1):
+            out.print(f"  [{number}] {source.title} — {source.url}", highlight=False)
+    if response.mode == "retrieval_only":
+        out.print("[dim](retrieval-only answer)[/dim]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the API (POST /chat, GET /health) on localhost."""
+    settings = _settings()
+    _configure_logging(settings.log_level)
+    import uvicorn
+
+    from docsrag.api import create_app
+
+    err.print(
+        f"docsrag serving on http://{host}:{port} (POST /chat, GET /health); "
+        f"search: {'hybrid' if settings.llm_enabled else 'BM25 only, no OPENROUTER_API_KEY'}"
+    )
+    uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,197 @@
+"""One typed place for every setting.
+
+Values come from environment variables (and a `.env` file in the working directory). Every field's
+environment variable is its name in upper case: `openrouter_api_key` is `OPENROUTER_API_KEY`.
+Invalid values fail at start with a message that names the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from docsrag.errors import ConfigError
+
+DEFAULT_CHAT_MODEL = "openai/gpt-oss-20b:free"
+DEFAULT_FALLBACK_MODELS = (
+    "meta-llama/llama-3.3-70b-instruct:free",
+    "mistralai/mistral-small-3.2-24b-instruct:free",
+)
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    """Accept `a,b,c` or a JSON list for list settings given as one environment string."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def _check_http_url(value: str, *, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # --- Model endpoint (OpenRouter or any OpenAI-compatible API) ---------------------------
+    openrouter_api_key: SecretStr | None = None
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    chat_model: str = DEFAULT_CHAT_MODEL
+    fallback_models: CommaList = Field(default_factory=lambda: list(DEFAULT_FALLBACK_MODELS))
+    llm_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    llm_max_retries: int = Field(default=1, ge=0, le=10)
+    llm_max_output_tokens: int = Field(default=800, ge=64, le=16_000)
+    # An OpenAI key for the Agents SDK's tracing exporter; tracing stays off without it.
+    openai_tracing_api_key: SecretStr | None = None
+
+    # --- Embeddings ---------------------------------------------------------------------------
+    embedding_model: str = "openai/text-embedding-3-small"
+    embedding_dimensions: int = Field(default=1536, ge=8, le=8192)
+    embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+    embedding_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    embedding_max_retries: int = Field(default=5, ge=0, le=20)
+
+    # --- Qdrant ---------------------------------------------------------------------------------
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    qdrant_path: Path = Path(".data/qdrant")
+    qdrant_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    collection_name: str = Field(default="docs", pattern=r"^[A-Za-z0-9_-]{1,128}$")
+
+    # --- The documentation site ------------------------------------------------------------------
+    # Public URL of the site, including any Docusaurus `baseUrl`, e.g. https://example.org/docs-site
+    site_url: str = "http://localhost:3000"
+    # Docusaurus `routeBasePath` of the docs plugin: Markdown sources map to /<this>/<slug>.
+    docs_route_base_path: str = "docs"
+    # Key prefix of the site inside the S3 bucket (e.g. `site/`); keys outside it are ignored.
+    key_prefix: str = ""
+    cors_origins: CommaList = Field(default_factory=lambda: ["http://localhost:3000"])
+    # On AWS the HTTP API answers CORS itself (its allow-list wins); the app's middleware is off.
+    cors_via_gateway: bool = False
+
+    # --- Chunking -----------------------------------------------------------------------------
+    chunk_target_tokens: int = Field(default=350, ge=50, le=4000)
+    chunk_max_tokens: int = Field(default=512, ge=64, le=8000)
+    chunk_overlap_tokens: int = Field(default=40, ge=0, le=1000)
+    chunk_min_tokens: int = Field(default=40, ge=0, le=1000)
+
+    # --- Ingest ---------------------------------------------------------------------------------
+    max_document_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+
+    # --- Retrieval ------------------------------------------------------------------------------
+    retrieval_top_k: int = Field(default=6, ge=1, le=50)
+    retrieval_max_chunks_per_page: int = Field(default=2, ge=1, le=20)
+    # Below these scores the docs are taken not to cover the question.
+    dense_relevance_floor: float = Field(default=0.25, ge=-1.0, le=1.0)
+    sparse_relevance_floor: float = Field(default=0.35, ge=0.0)
+    history_turns_for_retrieval: int = Field(default=2, ge=0, le=20)
+
+    # --- Chat API -------------------------------------------------------------------------------
+    max_message_chars: int = Field(default=4000, ge=1, le=100_000)
+    max_history_messages: int = Field(default=20, ge=0, le=200)
+    max_history_chars: int = Field(default=16_000, ge=0, le=1_000_000)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("fallback_models", "cors_origins", mode="before")
+    @classmethod
+    def _lists_from_commas(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("openrouter_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _check_http_url(value, name="OPENROUTER_BASE_URL")
+
+    @field_validator("site_url")
+    @classmethod
+    def _site_url(cls, value: str) -> str:
+        return _check_http_url(value, name="SITE_URL")
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _qdrant_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return _check_http_url(value.strip(), name="QDRANT_URL")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*":
+                raise ValueError("CORS_ORIGINS is an allow-list: name the site origins, not '*'")
+            _check_http_url(origin, name="CORS_ORIGINS")
+        return [origin.rstrip("/") for origin in value]
+
+    @field_validator("docs_route_base_path", "key_prefix")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip().strip("/")
+
+    @field_validator(
+        "openrouter_api_key", "qdrant_api_key", "openai_tracing_api_key", mode="before"
+    )
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _chunk_sizes(self) -> Settings:
+        if not self.chunk_min_tokens <= self.chunk_target_tokens <= self.chunk_max_tokens:
+            raise ValueError(
+                "CHUNK_MIN_TOKENS <= CHUNK_TARGET_TOKENS <= CHUNK_MAX_TOKENS must hold, got "
+                f"{self.chunk_min_tokens}, {self.chunk_target_tokens}, {self.chunk_max_tokens}"
+            )
+        if self.chunk_overlap_tokens >= self.chunk_target_tokens:
+            raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TARGET_TOKENS")
+        return self
+
+    @property
+    def llm_enabled(self) -> bool:
+        """True when a model endpoint key is configured (answers and dense embeddings)."""
+        return self.openrouter_api_key is not None
+
+    @cached_property
+    def key_prefix_with_slash(self) -> str:
+        return f"{self.key_prefix}/" if self.key_prefix else ""
+
+    def public_url(self, path: str, anchor: str | None = None) -> str:
+        """The citation link for a page path (`/docs/cli`) and optional heading anchor."""
+        url = self.site_url + (path if path.startswith("/") else f"/{path}")
+        return f"{url}#{anchor}" if anchor else url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build `Settings`, turning pydantic's report into one `ConfigError` that names variables."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"] if isinstance(part, str)).upper()
+            label = name or "settings"
+            problems.append(f"{label}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc

@@ -1,0 +1,455 @@
+"""The Qdrant collection that holds the chunks: one point per chunk, hybrid dense + BM25 search.
+
+Each point has a named dense vector `dense` (cosine) and a named sparse vector `bm25` whose IDF
+Qdrant applies at query time (`Modifier.IDF`), so the index stays correct as pages come and go.
+A point may lack the dense vector: pages indexed without an embeddings key are BM25-only and get
+their dense vectors on the next ingest that has an embedder.
+
+Point ids are `uuid5(f"{source_key}#{chunk_index}")`, so writing a page again overwrites the same
+points; `write_page` then deletes the page's points beyond the new chunk count. Every Qdrant,
+httpx or gRPC failure leaves this module as `IndexUnavailable`, raised from its cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import grpc  # type: ignore[import-untyped]
+import httpx
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import (
+    ApiException,
+    ResponseHandlingException,
+    UnexpectedResponse,
+)
+
+from docsrag.config import Settings
+from docsrag.errors import ConfigError, EmbeddingDimensionMismatch, IndexUnavailable
+from docsrag.models import Chunk, Hit, PageState, SparseVector
+
+logger = logging.getLogger(__name__)
+
+DENSE_VECTOR = "dense"
+SPARSE_VECTOR = "bm25"
+# Ids are derived, never random: the same chunk of the same page is always the same point.
+POINT_ID_NAMESPACE = uuid.UUID("6f1d3c1e-8a56-4a4b-9a55-1f0f3f0d0c5a")
+UPSERT_BATCH = 128
+SCROLL_PAGE = 512
+# A content hash no page can have: the page's points disagree (an interrupted write).
+MIXED_HASH = "<mixed>"
+
+_PAGE_STATE_FIELDS = ["source_key", "content_hash", "has_dense", "version"]
+_HIT_FIELDS = ["source_key", "path", "title", "heading_path", "anchor", "text"]
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    ApiException,
+    httpx.HTTPError,
+    grpc.RpcError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def build_qdrant_client(settings: Settings) -> QdrantClient:
+    """Qdrant server/Cloud when `QDRANT_URL` is set, else the embedded store at `QDRANT_PATH`.
+
+    A URL without an explicit port uses its scheme's default port (443 for https), as URLs do;
+    write `http://localhost:6333` for a local server. The embedded store is one folder that only
+    one process may open at a time.
+    """
+    if settings.qdrant_url:
+        api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        parts = urlsplit(settings.qdrant_url)
+        return QdrantClient(
+            url=settings.qdrant_url,
+            port=parts.port,
+            api_key=api_key,
+            timeout=max(1, round(settings.qdrant_timeout_seconds)),
+            # No version round trip at construction: a cold start should not pay for it, and
+            # an unreachable server is reported by the first real call.
+            check_compatibility=False,
+        )
+    path = settings.qdrant_path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexUnavailable(f"cannot create the embedded Qdrant folder {path}: {exc}") from exc
+    try:
+        # DocsIndex serialises access itself, so the store may be used from worker threads.
+        return QdrantClient(path=str(path), force_disable_check_same_thread=True)
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        raise IndexUnavailable(
+            f"the embedded Qdrant store {path} is in use by another docsrag process (for example "
+            "`docsrag serve`). Stop that process and try again, or run a Qdrant server and set "
+            "QDRANT_URL so several processes can share the index."
+        ) from exc
+
+
+def point_id(source_key: str, chunk_index: int) -> str:
+    return str(uuid.uuid5(POINT_ID_NAMESPACE, f"{source_key}#{chunk_index}"))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, UnexpectedResponse):
+        status = exc.status_code
+        if status in (401, 403):
+            return f"Qdrant refused the credentials (HTTP {status}); check QDRANT_API_KEY"
+        return f"Qdrant answered HTTP {status} {exc.reason_phrase}".rstrip()
+    if isinstance(exc, ResponseHandlingException):
+        return _describe(exc.source)
+    if isinstance(exc, httpx.TimeoutException):
+        return "Qdrant did not answer in time (QDRANT_TIMEOUT_SECONDS)"
+    if isinstance(exc, httpx.ConnectError | ConnectionError):
+        return f"cannot connect to Qdrant ({exc}); check QDRANT_URL and that the server is up"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Fused hits and the best raw scores of each retriever (None when it found nothing)."""
+
+    hits: list[Hit]
+    top_dense: float | None
+    top_sparse: float | None
+
+
+class DocsIndex:
+    """The chunk collection. Not tied to a site or a source: keys are whatever the caller uses."""
+
+    def __init__(self, *, client: QdrantClient, collection: str, dense_dimensions: int) -> None:
+        self._client = client
+        self.collection = collection
+        self.dense_dimensions = dense_dimensions
+        options = client.init_options
+        self._local = options.get("path") is not None or options.get("location") == ":memory:"
+        # The embedded store is not thread-safe; a server is, and needs no lock.
+        self._lock: threading.Lock | None = threading.Lock() if self._local else None
+        # What this instance has done, for logs, benchmarks and tests.
+        self.points_written = 0
+        self.points_deleted = 0
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _call(self, action: str) -> Iterator[None]:
+        with self._lock or nullcontext():
+            try:
+                yield
+            except _TRANSPORT_ERRORS as exc:
+                raise IndexUnavailable(
+                    f"Qdrant {action} failed on collection {self.collection!r}: {_describe(exc)}"
+                ) from exc
+
+    # --- collection -------------------------------------------------------------------------------
+
+    def ensure_collection(self) -> None:
+        """Create the collection if missing; check an existing one matches what we write."""
+        with self._call("collection check"):
+            exists = self._client.collection_exists(self.collection)
+            if not exists:
+                logger.info(
+                    "creating Qdrant collection %s (dense %d dims + bm25)",
+                    self.collection,
+                    self.dense_dimensions,
+                )
+                self._client.create_collection(
+                    self.collection,
+                    vectors_config={
+                        DENSE_VECTOR: models.VectorParams(
+                            size=self.dense_dimensions, distance=models.Distance.COSINE
+                        )
+                    },
+                    sparse_vectors_config={
+                        SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                    },
+                )
+                payload_schema: dict[str, Any] = {}
+            else:
+                info = self._client.get_collection(self.collection)
+                self._check_layout(info.config.params)
+                payload_schema = dict(info.payload_schema or {})
+            # Payload indexes do nothing in the embedded store (it warns if asked).
+            if not self._local:
+                for field in ("source_key", "path"):
+                    if field not in payload_schema:
+                        self._client.create_payload_index(
+                            self.collection, field, models.PayloadSchemaType.KEYWORD
+                        )
+
+    def _check_layout(self, params: models.CollectionParams) -> None:
+        vectors = params.vectors
+        dense = vectors.get(DENSE_VECTOR) if isinstance(vectors, dict) else None
+        sparse = (params.sparse_vectors or {}).get(SPARSE_VECTOR)
+        if dense is None or sparse is None:
+            raise ConfigError(
+                f"COLLECTION_NAME: Qdrant collection {self.collection!r} exists but was not made "
+                f"by docsrag (it needs vectors {DENSE_VECTOR!r} and {SPARSE_VECTOR!r}); choose "
+                "another COLLECTION_NAME or delete that collection"
+            )
+        if dense.size != self.dense_dimensions:
+            raise EmbeddingDimensionMismatch(
+                f"Qdrant collection {self.collection!r} holds {dense.size}-dimensional vectors but "
+                f"EMBEDDING_DIMENSIONS is {self.dense_dimensions}. Set EMBEDDING_DIMENSIONS="
+                f"{dense.size} (and the embedding model that produced them), or re-index into a "
+                "new collection: set COLLECTION_NAME to a new name (or delete this collection) "
+                "and run `docsrag ingest` again"
+            )
+
+    def count_chunks(self) -> int:
+        """How many chunks (points) the collection holds."""
+        with self._call("count"):
+            return self._client.count(self.collection, exact=True).count
+
+    # --- pages ------------------------------------------------------------------------------------
+
+    def page_states(self) -> dict[str, PageState]:
+        """What the index holds, page by page (one scroll over the payloads, no vectors)."""
+        return self._states(None)
+
+    def page_state(self, source_key: str) -> PageState | None:
+        return self._states(source_key).get(source_key)
+
+    def _states(self, source_key: str | None) -> dict[str, PageState]:
+        scroll_filter = _key_filter(source_key) if source_key is not None else None
+        seen: dict[str, list[dict[str, Any]]] = {}
+        offset: Any = None
+        with self._call("scroll"):
+            while True:
+                records, offset = self._client.scroll(
+                    self.collection,
+                    scroll_filter=scroll_filter,
+                    limit=SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=_PAGE_STATE_FIELDS,
+                    with_vectors=False,
+                )
+                for record in records:
+                    payload = record.payload or {}
+                    seen.setdefault(str(payload.get("source_key")), []).append(payload)
+                if offset is None:
+                    break
+        states = {}
+        for key, payloads in seen.items():
+            hashes = {p.get("content_hash") for p in payloads}
+            versions = {p.get("version") for p in payloads}
+            version = versions.pop() if len(versions) == 1 else None
+            states[key] = PageState(
+                source_key=key,
+                content_hash=str(hashes.pop()) if len(hashes) == 1 else MIXED_HASH,
+                has_dense=all(bool(p.get("has_dense")) for p in payloads),
+                chunk_count=len(payloads),
+                version=None if version is None else str(version),
+            )
+        return states
+
+    def write_page(
+        self,
+        *,
+        chunks: Sequence[Chunk],
+        content_hash: str,
+        sparse: Sequence[SparseVector],
+        dense: Sequence[Sequence[float]] | None,
+        version: str | None = None,
+    ) -> int:
+        """Replace one page's points with `chunks`; returns the number of points written.
+
+        Upserts first, then deletes the page's other points, so a reader never sees the page
+        missing; a failure part-way leaves points whose hashes disagree, which `page_states`
+        reports as changed so the next ingest writes the page again.
+        """
+        if not chunks:
+            raise ValueError("write_page needs at least one chunk; delete_page removes a page")
+        source_key = chunks[0].source_key
+        if any(chunk.source_key != source_key for chunk in chunks):
+            raise ValueError("write_page takes the chunks of one page")
+        if len(sparse) != len(chunks) or (dense is not None and len(dense) != len(chunks)):
+            raise ValueError("write_page needs one sparse (and dense, if any) vector per chunk")
+        has_dense = dense is not None
+        points = []
+        for position, chunk in enumerate(chunks):
+            vector: dict[str, Any] = {
+                SPARSE_VECTOR: models.SparseVector(
+                    indices=list(sparse[position].indices), values=list(sparse[position].values)
+                )
+            }
+            if dense is not None:
+                vector[DENSE_VECTOR] = list(dense[position])
+            points.append(
+                models.PointStruct(
+                    id=point_id(source_key, chunk.chunk_index),
+                    vector=vector,
+                    payload={
+                        "source_key": source_key,
+                        "path": chunk.path,
+                        "title": chunk.page_title,
+                        "heading_path": list(chunk.heading_path),
+                        "anchor": chunk.anchor,
+                        "text": chunk.text,
+                        "content_hash": content_hash,
+                        "chunk_index": chunk.chunk_index,
+                        "has_dense": has_dense,
+                        "version": version,
+                    },
+                )
+            )
+        keep: list[models.ExtendedPointId] = [point.id for point in points]
+        with self._call("upsert"):
+            for start in range(0, len(points), UPSERT_BATCH):
+                self._client.upsert(
+                    self.collection, points=points[start : start + UPSERT_BATCH], wait=True
+                )
+            self.points_written += len(points)
+            stale = self._client.count(
+                self.collection,
+                count_filter=models.Filter(
+                    must=[_key_condition(source_key)],
+                    must_not=[models.HasIdCondition(has_id=keep)],
+                ),
+                exact=True,
+            ).count
+            if stale:
+                self._client.delete(
+                    self.collection,
+                    points_selector=models.FilterSelector(
+                        filter=models.Filter(
+                            must=[_key_condition(source_key)],
+                            must_not=[models.HasIdCondition(has_id=keep)],
+                        )
+                    ),
+                    wait=True,
+                )
+                self.points_deleted += stale
+        return len(points)
+
+    def delete_page(self, source_key: str) -> int:
+        """Remove every point of a page; returns how many there were."""
+        with self._call("delete"):
+            existing = self._client.count(
+                self.collection, count_filter=_key_filter(source_key), exact=True
+            ).count
+            if existing:
+                self._client.delete(
+                    self.collection,
+                    points_selector=models.FilterSelector(filter=_key_filter(source_key)),
+                    wait=True,
+                )
+                self.points_deleted += existing
+        return existing
+
+    def set_version(self, source_key: str, version: str) -> None:
+        """Record a newer version of an unchanged page (payload only, no vectors)."""
+        with self._call("set_payload"):
+            self._client.set_payload(
+                self.collection,
+                payload={"version": version},
+                points=models.FilterSelector(filter=_key_filter(source_key)),
+                wait=True,
+            )
+
+    # --- search -----------------------------------------------------------------------------------
+
+    def search(
+        self,
+        *,
+        sparse: SparseVector,
+        dense: Sequence[float] | None,
+        limit: int,
+        prefetch_limit: int,
+    ) -> SearchResult:
+        """Hybrid search in one round trip.
+
+        With both vectors: a batch of three queries: the fused one (prefetch dense + sparse,
+        Reciprocal Rank Fusion) and the two raw lists, whose scores fill `Hit.dense_score` /
+        `Hit.sparse_score` and the result's top scores. With one vector the raw list is the
+        answer and `Hit.score` is its raw score. An empty sparse query (only stop-words) uses
+        the dense vector alone.
+        """
+        prefetch_limit = max(prefetch_limit, limit)
+        raw: list[tuple[str, models.QueryRequest]] = []
+        if dense is not None:
+            raw.append((DENSE_VECTOR, _raw_request(DENSE_VECTOR, list(dense), prefetch_limit)))
+        if sparse.indices:
+            query = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
+            raw.append((SPARSE_VECTOR, _raw_request(SPARSE_VECTOR, query, prefetch_limit)))
+        if not raw:
+            return SearchResult(hits=[], top_dense=None, top_sparse=None)
+
+        if len(raw) == 1:
+            name, request = raw[0]
+            request = request.model_copy(update={"limit": limit, "with_payload": _HIT_FIELDS})
+            with self._call("search"):
+                (response,) = self._client.query_batch_points(self.collection, [request])
+            scores = {str(point.id): point.score for point in response.points}
+            top = max(scores.values(), default=None)
+            hits = [_hit(point, point.score, {name: scores}) for point in response.points]
+            if name == DENSE_VECTOR:
+                return SearchResult(hits=hits, top_dense=top, top_sparse=None)
+            return SearchResult(hits=hits, top_dense=None, top_sparse=top)
+
+        fused = models.QueryRequest(
+            prefetch=[
+                models.Prefetch(query=request.query, using=request.using, limit=prefetch_limit)
+                for _, request in raw
+            ],
+            query=models.FusionQuery(fusion=models.Fusion.RRF),
+            limit=limit,
+            with_payload=_HIT_FIELDS,
+        )
+        with self._call("search"):
+            fused_response, *raw_responses = self._client.query_batch_points(
+                self.collection, [fused, *(request for _, request in raw)]
+            )
+        raw_scores = {
+            name: {str(point.id): point.score for point in response.points}
+            for (name, _), response in zip(raw, raw_responses, strict=True)
+        }
+        hits = [_hit(point, point.score, raw_scores) for point in fused_response.points]
+        return SearchResult(
+            hits=hits,
+            top_dense=max(raw_scores[DENSE_VECTOR].values(), default=None),
+            top_sparse=max(raw_scores[SPARSE_VECTOR].values(), default=None),
+        )
+
+
+def _raw_request(using: str, query: models.VectorInput, limit: int) -> models.QueryRequest:
+    return models.QueryRequest(query=query, using=using, limit=limit, with_payload=False)
+
+
+def _key_condition(source_key: str) -> models.FieldCondition:
+    return models.FieldCondition(key="source_key", match=models.MatchValue(value=source_key))
+
+
+def _key_filter(source_key: str) -> models.Filter:
+    return models.Filter(must=[_key_condition(source_key)])
+
+
+def _hit(point: models.ScoredPoint, score: float, raw: dict[str, dict[str, float]]) -> Hit:
+    payload = point.payload or {}
+    chunk_id = str(point.id)
+    return Hit(
+        chunk_id=chunk_id,
+        source_key=str(payload.get("source_key", "")),
+        path=str(payload.get("path", "")),
+        page_title=str(payload.get("title", "")),
+        heading_path=tuple(str(part) for part in payload.get("heading_path") or ()),
+        anchor=payload.get("anchor") or None,
+        text=str(payload.get("text", "")),
+        score=score,
+        dense_score=raw.get(DENSE_VECTOR, {}).get(chunk_id),
+        sparse_score=raw.get(SPARSE_VECTOR, {}).get(chunk_id),
+    )
+
+
+def local_store_path(client: QdrantClient) -> Path | None:
+    """The embedded store's folder, or None for a server client."""
+    path = client.init_options.get("path")
+    return Path(path) if path else None

@@ -1,0 +1,300 @@
+"""Turn documents into indexed chunks, paying only for what changed.
+
+A page's content hash covers everything its points are made of (pipeline version, embedding
+model, and each chunk's path, anchor and embedded text). When the hash the index holds is the
+same, and the points already have dense vectors (or there is no embedder to make them), the page
+costs nothing: no embedding request, no write. Pages indexed BM25-only (no key at the time) get
+their dense vectors on the first ingest that has an embedder.
+
+What happens to a page that is already indexed when its new version is bad:
+- the new file cannot be read as a document (binary, not UTF-8, empty, over the size limit,
+  unparseable): the page is *skipped* with the reason and **keeps its indexed chunks**. A half
+  uploaded or broken file must not take a good page out of the docs; the next good version
+  replaces it. The S3 pipeline gets the same rule from `ingest_document`.
+- the new file is no longer a page we index (`draft: true`, an article-less HTML page) or has no
+  text left: the page's chunks are removed (status `deleted`), as the author asked.
+- embedding fails: `ingest_document` raises `EmbeddingError` (the S3 pipeline retries the
+  record); `sync_folder` counts the page as failed, keeps its old chunks, and stops calling the
+  embeddings endpoint for the rest of the run.
+Qdrant failures (`IndexUnavailable`) always propagate: nothing sensible can continue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from docsrag.chunking import chunk_page
+from docsrag.config import Settings
+from docsrag.embeddings import DenseEmbedder
+from docsrag.errors import (
+    DocumentError,
+    EmbeddingDimensionMismatch,
+    EmbeddingError,
+    UnsupportedDocument,
+)
+from docsrag.index import DocsIndex
+from docsrag.models import Chunk, IngestSummary, PageState
+from docsrag.parsing import classify_key, iter_site_files, parse_document
+from docsrag.sparse import BM25Encoder
+
+logger = logging.getLogger(__name__)
+
+# Bump when parsing, chunking or the BM25 encoding change what a page's points contain: every
+# page's hash changes and the next ingest rewrites (and re-embeds) the whole site.
+PIPELINE_VERSION = "1"
+
+PageStatus = Literal["added", "updated", "unchanged", "skipped", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class PageOutcome:
+    """What one `ingest_document` did. `deleted`: the key is no longer a page we index (draft,
+    no article, no text) and its chunks left the index."""
+
+    status: PageStatus
+    reason: str | None = None
+    chunks: int = 0
+    embedding_calls: int = 0
+
+
+class Ingestor:
+    def __init__(
+        self,
+        *,
+        index: DocsIndex,
+        encoder: BM25Encoder,
+        embedder: DenseEmbedder | None,
+        settings: Settings,
+    ) -> None:
+        self._index = index
+        self._encoder = encoder
+        self._embedder = embedder
+        self._settings = settings
+
+    # --- one document -----------------------------------------------------------------------
+
+    def ingest_document(
+        self,
+        source_key: str,
+        data: bytes,
+        *,
+        version: str | None = None,
+    ) -> PageOutcome:
+        """Index one document's bytes under `source_key` (its path relative to the site root).
+
+        `version` (an S3 sequencer or ETag) is stored with the points. Raises `EmbeddingError`
+        (the page keeps its old chunks) and `IndexUnavailable`.
+        """
+        return self._ingest(
+            source_key,
+            data,
+            version=version,
+            state=self._index.page_state(source_key),
+            embedder_down=False,
+        )
+
+    def _ingest(
+        self,
+        source_key: str,
+        data: bytes,
+        *,
+        version: str | None,
+        state: PageState | None,
+        embedder_down: bool,
+    ) -> PageOutcome:
+        """`ingest_document` with the page's indexed state already known. `embedder_down`: the
+        embedder failed earlier in this run; a page that needs it fails without a call."""
+        kept = "; the indexed version is kept" if state is not None else ""
+        try:
+            chunks = self._chunks(source_key, data)
+        except UnsupportedDocument as exc:
+            return self._not_a_page(source_key, state, str(exc))
+        except DocumentError as exc:
+            logger.warning("skipping %s: %s%s", source_key, exc, kept)
+            return PageOutcome(status="skipped", reason=f"{exc}{kept}")
+        except Exception as exc:  # a parser bug on odd input must not stop a sync
+            logger.exception("cannot parse %s", source_key)
+            return PageOutcome(
+                status="skipped", reason=f"cannot parse: {type(exc).__name__}: {exc}{kept}"
+            )
+        if not chunks:
+            return self._not_a_page(source_key, state, "the page has no text")
+
+        content_hash = self.content_hash(chunks)
+        embedder = self._embedder
+        if state is not None and state.content_hash == content_hash:
+            # Same content. A BM25-only page still wants its dense vectors, unless the embedder
+            # is missing or already failed in this run: then it stays as it is.
+            if state.has_dense or embedder is None or embedder_down:
+                if version is not None and version != state.version:
+                    self._index.set_version(source_key, version)
+                return PageOutcome(status="unchanged", chunks=state.chunk_count)
+        if embedder is not None and embedder_down:
+            raise EmbeddingError(
+                "not attempted: the embeddings endpoint failed earlier in this run"
+            )
+
+        dense: list[list[float]] | None = None
+        calls = 0
+        if embedder is not None:
+            before = embedder.calls
+            try:
+                dense = embedder.embed_documents([chunk.embed_text for chunk in chunks])
+            finally:
+                calls = embedder.calls - before
+        sparse = [self._encoder.encode_document(chunk.embed_text) for chunk in chunks]
+        written = self._index.write_page(
+            chunks=chunks, content_hash=content_hash, sparse=sparse, dense=dense, version=version
+        )
+        if state is None:
+            status: PageStatus = "added"
+            reason = None
+        else:
+            status = "updated"
+            reason = None if state.content_hash != content_hash else "dense vectors added"
+        logger.info("%s %s: %d chunks, %d embedding calls", status, source_key, written, calls)
+        return PageOutcome(status=status, reason=reason, chunks=written, embedding_calls=calls)
+
+    def _chunks(self, source_key: str, data: bytes) -> list[Chunk]:
+        page = parse_document(source_key, data, settings=self._settings)
+        s = self._settings
+        return chunk_page(
+            page,
+            target_tokens=s.chunk_target_tokens,
+            max_tokens=s.chunk_max_tokens,
+            overlap_tokens=s.chunk_overlap_tokens,
+            min_tokens=s.chunk_min_tokens,
+        )
+
+    def delete_document(self, source_key: str) -> bool:
+        """Remove a page from the index; False when it held nothing for the key."""
+        removed = self._index.delete_page(source_key)
+        if removed:
+            logger.info("deleted %s (%d chunks)", source_key, removed)
+        return removed > 0
+
+    def content_hash(self, chunks: Sequence[Chunk]) -> str:
+        """Identity of what a page's points hold; equal hashes need no new write."""
+        digest = hashlib.sha256()
+        header = (
+            f"pipeline={PIPELINE_VERSION}\0model={self._settings.embedding_model}"
+            f"\0dims={self._settings.embedding_dimensions}\0"
+        )
+        digest.update(header.encode())
+        for chunk in chunks:
+            for part in (chunk.path, chunk.anchor or "", chunk.embed_text):
+                digest.update(part.encode("utf-8"))
+                digest.update(b"\0")
+            digest.update(b"\1")
+        return digest.hexdigest()
+
+    def _not_a_page(self, source_key: str, state: PageState | None, reason: str) -> PageOutcome:
+        if state is None:
+            return PageOutcome(status="skipped", reason=reason)
+        removed = self._index.delete_page(source_key)
+        logger.info("removed %s (%d chunks): %s", source_key, removed, reason)
+        return PageOutcome(status="deleted", reason=reason)
+
+    # --- a whole folder -----------------------------------------------------------------------
+
+    def sync_folder(
+        self, root: Path, *, progress: Callable[[str], None] | None = None
+    ) -> IngestSummary:
+        """Make the index hold exactly the pages of `root` (a Docusaurus build or a docs folder).
+
+        New and changed pages are written, unchanged ones cost nothing, pages whose file is gone
+        are deleted. A bad file never stops the run: it is counted with its reason. `progress`
+        is called once per file with its key.
+        """
+        summary = IngestSummary()
+        calls_before = self._embedder.calls if self._embedder is not None else 0
+        states = self._index.page_states()
+        seen: set[str] = set()
+        documents = 0
+        embedder_down = False
+        max_bytes = self._settings.max_document_bytes
+        for source_key, path in iter_site_files(root):
+            seen.add(source_key)
+            try:
+                info = classify_key(source_key)
+                if info.format is None:
+                    summary.skipped += 1
+                    summary.skipped_reasons[source_key] = info.reason or "not a page"
+                    continue
+                documents += 1
+                try:
+                    size = path.stat().st_size
+                    data = b"" if size > max_bytes else path.read_bytes()
+                except OSError as exc:
+                    summary.failed += 1
+                    summary.failures[source_key] = f"cannot read the file: {exc}"
+                    continue
+                if size > max_bytes:
+                    kept = "; the indexed version is kept" if source_key in states else ""
+                    summary.skipped += 1
+                    summary.skipped_reasons[source_key] = (
+                        f"file is {size} bytes, over MAX_DOCUMENT_BYTES ({max_bytes}){kept}"
+                    )
+                    continue
+                try:
+                    outcome = self._ingest(
+                        source_key,
+                        data,
+                        version=None,
+                        state=states.get(source_key),
+                        embedder_down=embedder_down,
+                    )
+                except EmbeddingDimensionMismatch:
+                    raise  # configuration: every page would fail the same way
+                except EmbeddingError as exc:
+                    kept = "; the indexed version is kept" if source_key in states else ""
+                    summary.failed += 1
+                    summary.failures[source_key] = f"embedding failed: {exc}{kept}"
+                    if not embedder_down:
+                        embedder_down = True
+                        logger.error(
+                            "embedding %s failed; the rest of this run will not call the "
+                            "embeddings endpoint: %s",
+                            source_key,
+                            exc,
+                        )
+                    continue
+                if outcome.status == "unchanged":
+                    summary.unchanged += 1
+                    continue
+                if outcome.status == "skipped":
+                    summary.skipped += 1
+                    summary.skipped_reasons[source_key] = outcome.reason or "skipped"
+                    continue
+                if outcome.status == "deleted":
+                    summary.deleted += 1
+                    continue
+                summary.chunks_written += outcome.chunks
+                if outcome.status == "added":
+                    summary.added += 1
+                else:
+                    summary.updated += 1
+            finally:
+                if progress is not None:
+                    progress(source_key)
+
+        if self._embedder is not None:
+            summary.embedding_calls = self._embedder.calls - calls_before
+        gone = sorted(set(states) - seen)
+        if gone and documents == 0:
+            # An empty or wrong folder must not wipe a whole index (and its embedding cost).
+            logger.warning(
+                "%s holds no pages; not deleting the %d indexed pages missing from it",
+                root,
+                len(gone),
+            )
+            return summary
+        for source_key in gone:
+            if self.delete_document(source_key):
+                summary.deleted += 1
+        return summary

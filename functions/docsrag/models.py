@@ -1,0 +1,118 @@
+"""Domain data shared by parsing, chunking, indexing, retrieval and answering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+BlockKind = Literal["text", "code", "list", "table", "admonition", "details", "quote"]
+PageKind = Literal["doc", "blog", "page"]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One piece of a section's content, kept whole by the chunker where possible.
+
+    `text` is clean plain text: code blocks are fenced (```lang ... ```), tables are rows of
+    `cell | cell`, list items start with `- `, admonitions start with their kind (`Tip: ...`).
+    """
+
+    kind: BlockKind
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """Content under one heading. The page's lead-in (before the first h2) has `anchor=None`."""
+
+    heading: str
+    anchor: str | None
+    level: int
+    heading_path: tuple[str, ...]
+    blocks: tuple[Block, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(block.text for block in self.blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPage:
+    """A page as the parser sees it, whatever it came from (build HTML or Markdown/MDX).
+
+    `source_key` is the path relative to the ingested root (`docs/cli/index.html`, `cli.mdx`) and
+    is the page's identity in the index. `path` is the public URL path (`/docs/cli`).
+    """
+
+    source_key: str
+    path: str
+    title: str
+    description: str | None
+    kind: PageKind
+    sections: tuple[Section, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """What gets indexed: a heading section, or a part of a long one."""
+
+    source_key: str
+    path: str
+    page_title: str
+    heading_path: tuple[str, ...]
+    anchor: str | None
+    text: str
+    chunk_index: int
+
+    @property
+    def embed_text(self) -> str:
+        """Text sent to the embedding model and the BM25 encoder: title and headings lead."""
+        trail = " > ".join((self.page_title, *self.heading_path))
+        return f"{trail}\n\n{self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class PageState:
+    """What the index holds about one page, to decide whether an ingest may skip it."""
+
+    source_key: str
+    content_hash: str
+    has_dense: bool
+    chunk_count: int
+    version: str | None = None  # S3 sequencer / ETag of the indexed object, when known
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved chunk with its fused rank score and the raw scores behind it."""
+
+    chunk_id: str
+    source_key: str
+    path: str
+    page_title: str
+    heading_path: tuple[str, ...]
+    anchor: str | None
+    text: str
+    score: float
+    dense_score: float | None = None
+    sparse_score: float | None = None
+
+
+@dataclass(slots=True)
+class IngestSummary:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    chunks_written: int = 0
+    embedding_calls: int = 0
+    skipped_reasons: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)

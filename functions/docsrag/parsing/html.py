@@ -1,0 +1,586 @@
+"""Docusaurus build HTML -> `ParsedPage`, with selectolax (Lexbor, a real HTML5 parser).
+
+Only the page's own content is read: `article div.theme-doc-markdown` for docs,
+`#__blog-post-container` for blog posts and `main article` for Markdown pages of the pages
+plugin. Navbar, sidebar, breadcrumbs, tables of contents, the doc footer ("Edit this page"),
+pagination and the site footer all live outside those elements, so they never reach the text.
+Inside the content, heading links (`a.hash-link`, a zero-width space), SVG icons, buttons and
+KaTeX's duplicate HTML rendering are dropped.
+
+Blocks (see `docsrag.models.Block`) keep their shape as plain text: code fenced with its
+language and file title (` ```js title="docusaurus.config.js" `, lines split on the `<br>` that
+Docusaurus puts between `div.token-line`s), tables as `cell | cell` rows, list items as `- `
+(ordered lists as `1. `), admonitions led by their kind (`Tip: ...`), `<details>` led by their
+summary, block quotes as `> ` lines.
+
+Tabs (`<Tabs>` and the npm/Yarn/pnpm/Bun tabs of `npm2yarn` code blocks): every panel is kept,
+the hidden ones included, each led by a `<label>:` text block. The hidden panels are real
+content a reader reaches with one click ("how do I install it with pnpm?"), and the repetition
+they add is small (mostly one-line install commands).
+
+Sections: an `h2`-`h6` with an `id` starts a section whose anchor is that id; the text before the
+first one is the lead-in section (`anchor=None`, `heading` = page title). Headings inside an
+admonition, `<details>` or list stay in that block as text, and headings without an id
+(demo markup, doc cards) are plain text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from docsrag.errors import UnsupportedDocument
+from docsrag.models import Block, BlockKind, PageKind, ParsedPage, Section
+from docsrag.parsing.keys import key_to_path
+
+logger = logging.getLogger(__name__)
+
+ZERO_WIDTH_SPACE = "\u200b"
+
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+_HEADING_LEVELS = {"h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+# Removed before reading text. (Nodes are detached, not freed, so nested matches are safe.)
+_NOISE_SELECTOR = (
+    "a.hash-link, svg, button, script, style, noscript, template, iframe, video, audio, "
+    "canvas, object, embed, input, select, textarea, nav"
+)
+_SKIP_TAGS = frozenset({"-comment", "hr", "br", "img", "link", "meta", "wbr", "source", "track"})
+_BLOCK_TAGS = frozenset(
+    {
+        "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "pre",
+        "details", "summary", "blockquote", "section", "article", "header", "footer", "figure",
+        "figcaption", "main", "aside", "center", "address", "form", "fieldset", "hgroup",
+        "picture", "dt", "dd", "li", "tr", "td", "th", "thead", "tbody", "tfoot", "caption",
+    }
+)  # fmt: skip
+
+
+# --- text formats shared with the Markdown parser -------------------------------------------
+
+
+def squash(text: str) -> str:
+    """Collapse whitespace runs to one space and drop zero-width spaces."""
+    if ZERO_WIDTH_SPACE in text:
+        text = text.replace(ZERO_WIDTH_SPACE, "")
+    return " ".join(text.split())
+
+
+def code_block_text(code: str, *, language: str | None, title: str | None = None) -> str:
+    """A fenced code block; the fence grows when the code itself holds a fence."""
+    fence = "```"
+    while fence in code:
+        fence += "`"
+    info = language or ""
+    if title:
+        info = f'{info} title="{title}"'.strip()
+    return f"{fence}{info}\n{code}\n{fence}"
+
+
+def admonition_text(kind: str, title: str, body: str) -> str:
+    """`Tip: body`, or `Warning: Custom title` then the body on the next line."""
+    kind = kind.strip().lower() or "note"
+    label = kind.capitalize()
+    title = squash(title)
+    if title and title.lower() != kind:
+        return f"{label}: {title}\n{body}" if body else f"{label}: {title}"
+    if not body:
+        return f"{label}:"
+    separator = "\n" if body.startswith(("```", "- ", "> ", "1. ")) else " "
+    return f"{label}:{separator}{body}"
+
+
+def details_text(summary: str, body: str) -> str:
+    summary = squash(summary)
+    if summary and body:
+        return f"{summary}\n{body}"
+    return summary or body
+
+
+def quote_text(body: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in body.split("\n"))
+
+
+def list_item_lines(lead: str, pieces: list[str], nested: list[str]) -> list[str]:
+    """One list item: `lead` (indent and marker) before its first piece, later pieces indented
+    under it, then the already-indented lines of nested lists."""
+    pieces = [piece for piece in pieces if piece]
+    if not pieces and not nested:
+        return []
+    continuation = " " * len(lead)
+    lines: list[str] = []
+    for index, piece in enumerate(pieces or [""]):
+        for number, line in enumerate(piece.split("\n")):
+            if index == 0 and number == 0:
+                lines.append(f"{lead}{line}".rstrip())
+            else:
+                lines.append(continuation + line if line else "")
+    lines.extend(nested)
+    return lines
+
+
+def tab_label_text(label: str) -> str:
+    return f"{squash(label)}:"
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+class BlockSink(Protocol):
+    def add(self, block: Block) -> None: ...
+
+    def heading(self, level: int, text: str, anchor: str | None) -> None: ...
+
+
+class SectionBuilder:
+    """Collects blocks into `Section`s as headings arrive (shared by the HTML and Markdown parsers).
+
+    The lead-in (blocks before the first heading) becomes a section with `anchor=None`, level 1
+    and the page title as heading; it is left out when empty. `heading_path` runs from the h2
+    down to the current heading. Heading-only sections are kept: their anchor is a citable
+    target and their heading shows in `heading_path`.
+    """
+
+    def __init__(self, title: str) -> None:
+        self._sections: list[Section] = []
+        self._trail: list[tuple[int, str]] = []
+        self._heading = title
+        self._anchor: str | None = None
+        self._level = 1
+        self._path: tuple[str, ...] = ()
+        self._blocks: list[Block] = []
+        self._lead_in = True
+
+    def add(self, block: Block) -> None:
+        if block.text:
+            self._blocks.append(block)
+
+    def heading(self, level: int, text: str, anchor: str | None) -> None:
+        self._flush()
+        while self._trail and self._trail[-1][0] >= level:
+            self._trail.pop()
+        self._trail.append((level, text))
+        self._heading = text
+        self._anchor = anchor
+        self._level = level
+        self._path = tuple(heading for _, heading in self._trail)
+        self._lead_in = False
+
+    def build(self) -> tuple[Section, ...]:
+        self._flush()
+        return tuple(self._sections)
+
+    @property
+    def has_content(self) -> bool:
+        return bool(self._blocks) or any(section.blocks for section in self._sections)
+
+    def _flush(self) -> None:
+        if self._lead_in and not self._blocks:
+            return
+        self._sections.append(
+            Section(
+                heading=self._heading,
+                anchor=self._anchor,
+                level=self._level,
+                heading_path=self._path,
+                blocks=tuple(self._blocks),
+            )
+        )
+        self._blocks = []
+
+
+class BlockList:
+    """A sink for content nested in a block (admonition, details, list item): headings stay text."""
+
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+
+    def add(self, block: Block) -> None:
+        if block.text:
+            self.blocks.append(block)
+
+    def heading(self, level: int, text: str, anchor: str | None) -> None:
+        if text:
+            self.blocks.append(Block(kind="text", text=text))
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(block.text for block in self.blocks)
+
+
+class LabelledSink:
+    """Puts a tab's label before its panel: `Apple: text`, or a `npm:` line before a code block."""
+
+    def __init__(self, sink: BlockSink, label: str) -> None:
+        self._sink = sink
+        self._label: str | None = tab_label_text(label)
+
+    def add(self, block: Block) -> None:
+        if not block.text:
+            return
+        if self._label is not None:
+            label, self._label = self._label, None
+            if block.kind == "text":
+                block = Block(kind="text", text=f"{label} {block.text}")
+            else:
+                self._sink.add(Block(kind="text", text=label))
+        self._sink.add(block)
+
+    def heading(self, level: int, text: str, anchor: str | None) -> None:
+        if self._label is not None:
+            self._sink.add(Block(kind="text", text=self._label))
+            self._label = None
+        self._sink.heading(level, text, anchor)
+
+
+# --- the walker -------------------------------------------------------------------------------
+
+
+def _classes(node: LexborNode) -> str:
+    return node.attributes.get("class") or ""
+
+
+class _Walker:
+    def __init__(self, *, skip: LexborNode | None) -> None:
+        self._skip_id = skip.mem_id if skip is not None else None
+
+    def walk(self, node: LexborNode, sink: BlockSink) -> None:
+        """Emit the blocks and headings of `node`'s children, in document order."""
+        inline: list[str] = []
+        for child in node.iter(include_text=True):
+            tag = child.tag
+            if tag == "-text":
+                inline.append(child.text_content or "")
+            elif tag in _SKIP_TAGS:
+                continue
+            elif tag not in _BLOCK_TAGS:
+                inline.append(child.text(deep=True))
+            else:
+                if inline:
+                    _add(sink, "text", squash("".join(inline)))
+                    inline = []
+                self._block(child, sink)
+        if inline:
+            _add(sink, "text", squash("".join(inline)))
+
+    def render(self, node: LexborNode) -> str:
+        """The children of `node` as block texts joined by blank lines (headings become text)."""
+        sink = BlockList()
+        self.walk(node, sink)
+        return sink.text
+
+    def _block(self, node: LexborNode, sink: BlockSink) -> None:
+        tag = node.tag
+        if tag == "p":
+            _add(sink, "text", squash(node.text(deep=True)))
+        elif tag in _HEADING_LEVELS:
+            text = squash(node.text(deep=True))
+            anchor = node.attributes.get("id")
+            if anchor:
+                sink.heading(_HEADING_LEVELS[tag], text, anchor)
+            else:
+                _add(sink, "text", text)
+        elif tag == "h1":
+            if node.mem_id != self._skip_id:
+                _add(sink, "text", squash(node.text(deep=True)))
+        elif tag in ("ul", "ol"):
+            _add(sink, "list", "\n".join(self._list_lines(node, 0)))
+        elif tag == "dl":
+            _add(sink, "list", "\n".join(self._definition_lines(node)))
+        elif tag == "table":
+            _add(sink, "table", _table_text(node))
+        elif tag == "pre":
+            self._code(node, sink)
+        elif tag == "details":
+            self._details(node, sink)
+        elif tag == "blockquote":
+            body = self.render(node)
+            _add(sink, "quote", quote_text(body) if body else "")
+        elif tag == "div":
+            classes = _classes(node)
+            if "theme-code-block" in classes:
+                self._code(node, sink)
+            elif "theme-admonition" in classes or "admonition" in classes.split():
+                self._admonition(node, classes, sink)
+            elif "tabs-container" in classes:
+                self._tabs(node, sink)
+            else:
+                self.walk(node, sink)
+        elif tag == "section" and node.css_first('article[class*="docCardListItem"]') is not None:
+            _add(sink, "list", _card_list_text(node))
+        else:
+            self.walk(node, sink)
+
+    def _code(self, node: LexborNode, sink: BlockSink) -> None:
+        language = _language(_classes(node))
+        title: str | None = None
+        for child in node.iter():
+            if "codeBlockTitle" in _classes(child):
+                title = squash(child.text(deep=True)) or None
+                break
+        code_node = node if node.tag == "code" else node.css_first("code")
+        if code_node is None:
+            code_node = node
+        if language is None and code_node is not node:
+            language = _language(_classes(code_node))
+        code = code_node.text(deep=True).strip("\n")
+        if code.strip():
+            sink.add(Block(kind="code", text=code_block_text(code, language=language, title=title)))
+
+    def _admonition(self, node: LexborNode, classes: str, sink: BlockSink) -> None:
+        kind = "note"
+        for name in classes.split():
+            if name.startswith("theme-admonition-"):
+                kind = name[len("theme-admonition-") :]
+                break
+        title = ""
+        body: str | None = None
+        for child in node.iter():
+            child_classes = _classes(child)
+            if "eading" in child_classes:  # admonitionHeading_* (v3) / admonition-heading (v2)
+                title = child.text(deep=True)
+            elif "ontent" in child_classes:  # admonitionContent_* / admonition-content
+                body = self.render(child)
+        if body is None:
+            body = self.render(node)
+            title = ""
+        _add(sink, "admonition", admonition_text(kind, title, body))
+
+    def _details(self, node: LexborNode, sink: BlockSink) -> None:
+        summary = ""
+        for child in node.iter():
+            if child.tag == "summary":
+                summary = child.text(deep=True)
+                child.remove()
+                break
+        _add(sink, "details", details_text(summary, self.render(node)))
+
+    def _tabs(self, node: LexborNode, sink: BlockSink) -> None:
+        labels: list[str] = []
+        panels: list[LexborNode] = []
+        for child in node.iter():
+            if child.attributes.get("role") == "tabpanel":
+                panels.append(child)
+            elif child.tag == "ul":
+                labels = [li.text(deep=True) for li in child.iter() if li.tag == "li"]
+            else:
+                panels.extend(p for p in child.iter() if p.attributes.get("role") == "tabpanel")
+        for index, panel in enumerate(panels):
+            label = squash(labels[index]) if index < len(labels) else ""
+            self.walk(panel, LabelledSink(sink, label) if label else sink)
+
+    def _list_lines(self, node: LexborNode, depth: int) -> list[str]:
+        ordered = node.tag == "ol"
+        start = node.attributes.get("start") if ordered else None
+        number = int(start) if start and start.isdigit() else 1
+        indent = "  " * depth
+        lines: list[str] = []
+        for item in node.iter():
+            if item.tag != "li":
+                continue
+            marker = f"{number}. " if ordered else "- "
+            number += 1
+            pieces: list[str] = []  # item text, then nested blocks (already indented)
+            nested: list[str] = []
+            inline: list[str] = []
+            for child in item.iter(include_text=True):
+                tag = child.tag
+                if tag == "-text":
+                    inline.append(child.text_content or "")
+                elif tag in _SKIP_TAGS:
+                    continue
+                elif tag not in _BLOCK_TAGS:
+                    inline.append(child.text(deep=True))
+                else:
+                    if inline:
+                        pieces.append(squash("".join(inline)))
+                        inline = []
+                    if tag in ("ul", "ol"):
+                        nested.extend(self._list_lines(child, depth + 1))
+                        continue
+                    sink = BlockList()
+                    self._block(child, sink)
+                    pieces.extend(block.text for block in sink.blocks)
+            if inline:
+                pieces.append(squash("".join(inline)))
+            lines.extend(list_item_lines(indent + marker, pieces, nested))
+        return lines
+
+    def _definition_lines(self, node: LexborNode) -> list[str]:
+        lines: list[str] = []
+        for child in node.iter():
+            text = squash(child.text(deep=True))
+            if not text:
+                continue
+            if child.tag == "dt":
+                lines.append(f"- {text}")
+            elif child.tag == "dd":
+                if lines:
+                    lines[-1] = f"{lines[-1]}: {text}"
+                else:
+                    lines.append(f"- {text}")
+        return lines
+
+
+def _add(sink: BlockSink, kind: BlockKind, text: str) -> None:
+    if text:
+        sink.add(Block(kind=kind, text=text))
+
+
+def _language(classes: str) -> str | None:
+    for name in classes.split():
+        if name.startswith("language-") and len(name) > len("language-"):
+            return name[len("language-") :]
+    return None
+
+
+def _table_text(node: LexborNode) -> str:
+    rows: list[str] = []
+    for row in node.css("tr"):
+        cells = [squash(cell.text(deep=True)) for cell in row.iter() if cell.tag in ("td", "th")]
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return "\n".join(rows)
+
+
+def _card_list_text(node: LexborNode) -> str:
+    """`DocCardList` cards (links to child docs): `- Title: description`."""
+    lines: list[str] = []
+    for card in node.css('article[class*="docCardListItem"]'):
+        heading = card.css_first("h2")
+        if heading is None:
+            continue
+        title = heading.attributes.get("title") or squash(heading.text(deep=True))
+        paragraph = card.css_first("p")
+        description = ""
+        if paragraph is not None:
+            description = paragraph.attributes.get("title") or squash(paragraph.text(deep=True))
+        lines.append(f"- {title}: {description}" if description else f"- {title}")
+    return "\n".join(lines)
+
+
+# --- page-level --------------------------------------------------------------------------------
+
+
+def _find_content(tree: LexborHTMLParser, source_key: str) -> tuple[LexborNode, PageKind]:
+    content = tree.css_first("article div.theme-doc-markdown")
+    if content is not None:
+        return content, "doc"
+    content = tree.css_first("#__blog-post-container")
+    if content is not None:
+        return content, "blog"
+    html_classes = _classes(tree.root) if tree.root is not None else ""
+    if "mdx-page" in html_classes.split() or tree.css_first('[class*="mdxPageWrapper"]'):
+        content = tree.css_first("main article")
+        if content is not None:
+            return content, "page"
+    if tree.css_first('main[class*="docMainContainer"]') is not None:
+        reason = "generated index page (a list of links, no content of its own)"
+    elif "blog-wrapper" in html_classes:
+        reason = "blog listing page"
+    else:
+        reason = "no article content (not a doc, blog post or Markdown page)"
+    raise UnsupportedDocument(f"{source_key}: {reason}")
+
+
+def _head_title(tree: LexborHTMLParser) -> str:
+    node = tree.css_first("head title")
+    if node is None:
+        return ""
+    title = squash(node.text(deep=True))
+    # "<doc title> | <site title>": keep the doc's own part.
+    return title.rsplit(" | ", 1)[0] if " | " in title else title
+
+
+def _meta_description(tree: LexborHTMLParser) -> str | None:
+    node = tree.css_first('meta[name="description"]')
+    if node is None:
+        return None
+    return squash(node.attributes.get("content") or "") or None
+
+
+def page_path(source_key: str, canonical: str | None, *, site_url: str) -> str:
+    """URL path from the file path; the canonical URL only decides a folder page's trailing `/`.
+
+    The canonical link is used only when it is on the site's own host (a page can point its
+    canonical at another site) and names the same page.
+    """
+    path = key_to_path(source_key)
+    if not canonical:
+        return path
+    canon = urlsplit(canonical.strip())
+    site = urlsplit(site_url)
+    if canon.netloc.lower() != site.netloc.lower():
+        return path
+    canonical_path = unquote(canon.path) or "/"
+    base = site.path.rstrip("/")
+    if base:
+        if canonical_path in (base, base + "/"):
+            canonical_path = "/"
+        elif canonical_path.startswith(base + "/"):
+            canonical_path = canonical_path[len(base) :]
+        else:
+            return path
+    if canonical_path.endswith("/") and canonical_path.rstrip("/") == path.rstrip("/"):
+        return canonical_path
+    return path
+
+
+def _clean(content: LexborNode, raw_html: str) -> None:
+    """Drop what is not text: KaTeX's HTML twin (keep the TeX), icons, buttons, heading links."""
+    if "katex" in raw_html:
+        for math in content.css("span.katex"):
+            annotation = math.css_first("annotation")
+            tex = annotation.text(deep=True) if annotation is not None else math.text(deep=True)
+            parent = math.parent
+            display = parent is not None and "katex-display" in _classes(parent)
+            math.replace_with(f"$${tex.strip()}$$" if display else f"${tex.strip()}$")
+    if "<img" in raw_html:
+        for image in content.css("img"):
+            alt = squash(image.attributes.get("alt") or "")
+            if alt:
+                image.replace_with(alt)
+    for node in content.css(_NOISE_SELECTOR):
+        node.remove()
+
+
+def parse_html(source_key: str, html: str, *, site_url: str) -> ParsedPage:
+    """Parse one page of a Docusaurus build.
+
+    Raises `UnsupportedDocument` for pages without content of their own: generated-index
+    category pages, blog listings, the 404 page, JSX pages without an article.
+    """
+    html = _BR.sub("\n", html)
+    tree = LexborHTMLParser(html)
+    content, kind = _find_content(tree, source_key)
+
+    if kind == "blog":
+        title_node = tree.css_first("main article header h1") or tree.css_first("article h1")
+    else:
+        title_node = content.css_first("h1")
+    title = squash(title_node.text(deep=True)) if title_node is not None else ""
+    canonical = tree.css_first('link[rel="canonical"]')
+    path = page_path(
+        source_key,
+        canonical.attributes.get("href") if canonical is not None else None,
+        site_url=site_url,
+    )
+    title = title or _head_title(tree) or path
+
+    _clean(content, html)
+    builder = SectionBuilder(title)
+    _Walker(skip=title_node).walk(content, builder)
+    sections = builder.build()
+    logger.debug("parsed %s: %d sections", source_key, len(sections))
+    return ParsedPage(
+        source_key=source_key,
+        path=path,
+        title=title,
+        description=_meta_description(tree),
+        kind=kind,
+        sections=sections,
+    )

@@ -1,0 +1,512 @@
+"""Docusaurus Markdown/MDX source -> `ParsedPage`, with the URL and anchors Docusaurus gives it.
+
+Front matter comes from python-frontmatter; structure from markdown-it-py (CommonMark, tables,
+strikethrough, raw HTML; indented code off, as in MDX). Before parsing, a line pass outside code
+fences turns MDX into plain Markdown:
+
+* top-level `import`/`export` statements (ESM, up to the next blank line) are removed;
+* `mdx-code-block` fences are unwrapped (their content is MDX, not code);
+* lines holding only JSX/HTML tags (`<Tabs>`, `</TabItem>`, `<APITable>`, `<DocCardList />`)
+  are removed, so the Markdown between them is parsed normally; `<TabItem label=...>` leaves its
+  label, `<details>`/`<summary>` and `:::tip Title` admonitions become `details` and
+  `admonition` blocks, and MDX/HTML comments are dropped;
+* Docusaurus's code-highlighting magic comments (`// highlight-next-line`) are removed from code.
+
+Blocks use the same text formats as `parsing.html`, so a page reads the same whether it came from
+the build or from the sources. Heading anchors follow Docusaurus: an explicit `{#custom-id}`
+wins (kept as written, camelCase too), otherwise github-slugger over the heading's text, with
+every heading of the page (its title `# h1` included) counting towards the `-1`, `-2` suffixes.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import frontmatter
+from markdown_it import MarkdownIt
+from markdown_it.tree import SyntaxTreeNode
+
+from docsrag.errors import DocumentError, UnsupportedDocument
+from docsrag.models import Block, ParsedPage
+from docsrag.parsing.html import (
+    BlockList,
+    BlockSink,
+    SectionBuilder,
+    admonition_text,
+    code_block_text,
+    details_text,
+    list_item_lines,
+    quote_text,
+    squash,
+    tab_label_text,
+)
+from docsrag.parsing.keys import markdown_key_to_path, strip_number_prefix
+from docsrag.parsing.slugger import GithubSlugger
+
+logger = logging.getLogger(__name__)
+
+_MD = (
+    MarkdownIt("commonmark", {"html": True})
+    .enable(["table", "strikethrough"])
+    .disable("code")  # MDX has no indented code blocks; indentation inside JSX is just layout
+)
+
+# Sentinel paragraphs the line pass leaves for the tree walk (private-use characters).
+_MARK = "\ue000"
+_SEP = "\ue001"
+_OPEN_ADMONITION = f"{_MARK}A"
+_CLOSE_ADMONITION = f"{_MARK}/A"
+_OPEN_DETAILS = f"{_MARK}D"
+_CLOSE_DETAILS = f"{_MARK}/D"
+_SUMMARY = f"{_MARK}S"
+_TAB = f"{_MARK}T"
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+_ESM = re.compile(
+    r"^(?:import\s*(?:[\w*{'\"]|type\b)|export\s+(?:default\b|const\b|let\b|var\b|function\b|"
+    r"async\b|class\b|type\b|interface\b|\{|\*))"
+)
+_DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*):{3,}\s*(?P<rest>.*?)\s*$")
+_DIRECTIVE_NAME = re.compile(r"^(?P<kind>[A-Za-z][\w-]*)\s*(?P<title>.*)$")
+_TAG = re.compile(r"<(?P<close>/?)(?P<name>[A-Za-z][\w.-]*)?(?P<attrs>(?:\s[^<>]*?)?)\s*/?>")
+_TAG_LINE = re.compile(r"^\s*(?:</?(?:[A-Za-z][\w.-]*)?(?:\s[^<>]*?)?\s*/?>\s*)+$")
+_TAG_START = re.compile(r"^\s*<[A-Za-z][\w.-]*(?:\s|$)")
+_SUMMARY_LINE = re.compile(r"^\s*<summary[^>]*>(?P<text>.*)</summary>\s*$")
+_ATTR = re.compile(
+    r"""(?P<name>[\w-]+)\s*=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|\{["'](?P<ex>[^"']*)["']\})"""
+)
+_MDX_COMMENT = re.compile(r"\{/\*.*?\*/\}")
+_HTML_TAG = re.compile(r"<[^<>]+>")
+_HEADING_ID = re.compile(r"\s*\{#((?:.(?!\{#|\}))*.)\}$")
+_CODE_TITLE = re.compile(r"""title=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>\S+))""")
+_MAGIC_COMMENT = re.compile(
+    r"^\s*(?://|#|--|%|<!--|/\*|\{/\*)\s*highlight-(?:next-line|start|end)\s*"
+    r"(?:\*/\}|\*/|-->)?\s*$"
+)
+_SKIPPED_JSX = {"tabs", "tabitem"}
+
+
+# --- MDX -> Markdown line pass ----------------------------------------------------------------
+
+
+def _attrs(text: str) -> dict[str, str]:
+    return {
+        m.group("name"): m.group("dq") or m.group("sq") or m.group("ex") or ""
+        for m in _ATTR.finditer(text)
+    }
+
+
+def _sentinel(indent: str, *parts: str) -> list[str]:
+    return ["", indent + _SEP.join(parts), ""]
+
+
+def _tag_line(line: str) -> list[str]:
+    """Lines that replace a line of only JSX/HTML tags."""
+    indent = line[: len(line) - len(line.lstrip())]
+    out: list[str] = [""]
+    for match in _TAG.finditer(line):
+        name = (match.group("name") or "").lower()
+        closing = bool(match.group("close"))
+        if name == "details":
+            out += _sentinel(indent, _CLOSE_DETAILS if closing else _OPEN_DETAILS)
+        elif name == "admonition":
+            if closing:
+                out += _sentinel(indent, _CLOSE_ADMONITION)
+            else:
+                attrs = _attrs(match.group("attrs"))
+                kind = attrs.get("type", "note")
+                out += _sentinel(indent, _OPEN_ADMONITION, kind, attrs.get("title", ""))
+        elif name == "tabitem" and not closing:
+            attrs = _attrs(match.group("attrs"))
+            label = attrs.get("label") or attrs.get("value") or ""
+            if label:
+                out += _sentinel(indent, _TAB, label)
+    return out
+
+
+def _mdx_to_markdown(content: str) -> str:
+    out: list[str] = []
+    lines = content.split("\n")
+    fence: tuple[str, int] | None = None  # an open code fence: (character, length)
+    unwrapped: list[tuple[str, int]] = []  # open `mdx-code-block` fences, unwrapped
+    in_esm = False
+    in_comment: str | None = None  # the end marker of an open multi-line comment
+    pending_tag: list[str] | None = None  # a JSX tag spread over several lines
+    previous_blank = True
+    for line in lines:
+        stripped = line.strip()
+        if fence is not None:
+            match = _FENCE.match(line)
+            if (
+                match
+                and match.group("fence")[0] == fence[0]
+                and len(match.group("fence")) >= fence[1]
+                and not match.group("info").strip()
+            ):
+                fence = None
+            elif _MAGIC_COMMENT.match(line):
+                continue
+            out.append(line)
+            continue
+        if in_comment is not None:
+            if in_comment in line:
+                in_comment = None
+            continue
+        if in_esm:
+            # ESM runs to the next blank line, or to the end of the `mdx-code-block` holding it.
+            closes_unwrapped = (
+                bool(unwrapped)
+                and len(stripped) >= unwrapped[-1][1]
+                and stripped == unwrapped[-1][0] * len(stripped)
+            )
+            if not stripped or closes_unwrapped:
+                in_esm = False
+                previous_blank = True
+            if not closes_unwrapped:
+                continue
+        if pending_tag is not None:
+            pending_tag.append(line)
+            if stripped.endswith(">"):
+                out += _tag_line(" ".join(pending_tag))
+                pending_tag = None
+                previous_blank = True
+            continue
+
+        match = _FENCE.match(line)
+        if match:
+            marker = match.group("fence")
+            info = match.group("info").strip()
+            if (
+                unwrapped
+                and not info
+                and marker[0] == unwrapped[-1][0]
+                and len(marker) >= unwrapped[-1][1]
+            ):
+                unwrapped.pop()
+                out.append("")
+                previous_blank = True
+                continue
+            if info.startswith("mdx-code-block"):
+                unwrapped.append((marker[0], len(marker)))
+                out.append("")
+                previous_blank = True
+                continue
+            if not (marker[0] == "`" and "`" in info):
+                fence = (marker[0], len(marker))
+            out.append(line)
+            previous_blank = False
+            continue
+
+        if previous_blank and line[:1] in ("i", "e") and _ESM.match(line):
+            in_esm = True
+            continue
+        if "{/*" in line:
+            if stripped.startswith("{/*") and "*/}" not in stripped:
+                in_comment = "*/}"
+                continue
+            line = _MDX_COMMENT.sub("", line)
+            stripped = line.strip()
+            if not stripped:
+                continue
+        if stripped.startswith("<!--"):
+            if "-->" not in stripped:
+                in_comment = "-->"
+                continue
+            if stripped.endswith("-->") and stripped.count("<!--") == 1:
+                continue
+        if stripped.startswith(":::"):
+            directive = _DIRECTIVE.match(line)
+            if directive:
+                indent, rest = directive.group("indent"), directive.group("rest")
+                if not rest:
+                    out += _sentinel(indent, _CLOSE_ADMONITION)
+                    previous_blank = True
+                    continue
+                named = _DIRECTIVE_NAME.match(rest)
+                if named:
+                    title = named.group("title").strip()
+                    if title.startswith("[") and "]" in title:
+                        title = title[1 : title.rindex("]")]
+                    elif title.startswith("{"):
+                        title = _attrs(title).get("title", "")
+                    out += _sentinel(indent, _OPEN_ADMONITION, named.group("kind"), title)
+                    previous_blank = True
+                    continue
+        if stripped.startswith("<"):
+            summary = _SUMMARY_LINE.match(line)
+            if summary:
+                indent = line[: len(line) - len(line.lstrip())]
+                out += _sentinel(indent, _SUMMARY, summary.group("text"))
+                previous_blank = True
+                continue
+            if _TAG_LINE.match(line):
+                out += _tag_line(line)
+                previous_blank = True
+                continue
+            if _TAG_START.match(line) and ">" not in line:
+                pending_tag = [line]
+                continue
+        out.append(line)
+        previous_blank = not stripped
+    if pending_tag is not None:
+        out.extend(pending_tag)
+    return "\n".join(out)
+
+
+# --- the tree walk ------------------------------------------------------------------------------
+
+
+def _plain(node: SyntaxTreeNode) -> str:
+    """Inline content as text: code spans and link texts kept, image alt text kept, tags dropped."""
+    parts: list[str] = []
+    for child in node.children:
+        kind = child.type
+        if kind in ("text", "code_inline"):
+            parts.append(child.content)
+        elif kind in ("softbreak", "hardbreak"):
+            parts.append("\n")
+        elif kind == "html_inline":
+            continue
+        elif child.children:
+            parts.append(_plain(child))
+        else:
+            parts.append(child.content)
+    return "".join(parts)
+
+
+def _inline_of(node: SyntaxTreeNode) -> str:
+    return "".join(_plain(child) for child in node.children if child.type == "inline")
+
+
+@dataclass
+class _Container:
+    kind: str  # "admonition" | "details"
+    title: str = ""
+    blocks: BlockList = field(default_factory=BlockList)
+
+    def to_block(self) -> Block:
+        body = self.blocks.text
+        if self.kind == "details":
+            return Block(kind="details", text=details_text(self.title, body))
+        kind, _, title = self.title.partition(_SEP)
+        return Block(kind="admonition", text=admonition_text(kind, title, body))
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.slugger = GithubSlugger()
+        self.title: str | None = None
+        self.seen_content = False
+
+    def walk(self, nodes: list[SyntaxTreeNode], sink: BlockSink) -> None:
+        stack: list[_Container] = []
+        label: list[str] = []  # a tab label waiting for the panel's first block
+
+        def target() -> BlockSink:
+            return stack[-1].blocks if stack else sink
+
+        def emit(block: Block) -> None:
+            if not block.text:
+                return
+            self.seen_content = True
+            if label:
+                text = label.pop()
+                if block.kind == "text":
+                    block = Block(kind="text", text=f"{text} {block.text}")
+                else:
+                    target().add(Block(kind="text", text=text))
+            target().add(block)
+
+        for node in nodes:
+            kind = node.type
+            if kind == "paragraph":
+                text = _inline_of(node)
+                if text.startswith(_MARK):
+                    self._directive(text, stack, label, target)
+                else:
+                    emit(Block(kind="text", text=squash(text)))
+            elif kind == "heading":
+                level = int(node.tag[1:])
+                text, anchor = self._heading(node)
+                if level == 1 and self.title is None and not self.seen_content:
+                    self.title = text
+                elif level == 1 or stack or not text:
+                    emit(Block(kind="text", text=text))
+                else:
+                    if label:
+                        target().add(Block(kind="text", text=label.pop()))
+                    target().heading(level, text, anchor)
+            elif kind == "fence":
+                emit(_code_block(node))
+            elif kind in ("bullet_list", "ordered_list"):
+                emit(Block(kind="list", text="\n".join(self._list_lines(node, 0))))
+            elif kind == "table":
+                emit(Block(kind="table", text=_table_text(node)))
+            elif kind == "blockquote":
+                inner = BlockList()
+                self.walk(node.children, inner)
+                emit(Block(kind="quote", text=quote_text(inner.text) if inner.text else ""))
+            elif kind == "html_block":
+                emit(Block(kind="text", text=squash(_strip_tags(node.content))))
+        while stack:
+            container = stack.pop()
+            target().add(container.to_block())
+
+    def _directive(
+        self,
+        text: str,
+        stack: list[_Container],
+        label: list[str],
+        target: Callable[[], BlockSink],
+    ) -> None:
+        head, _, rest = text.partition(_SEP)
+        if head == _OPEN_ADMONITION:
+            stack.append(_Container(kind="admonition", title=rest))
+        elif head == _OPEN_DETAILS:
+            stack.append(_Container(kind="details"))
+        elif head in (_CLOSE_ADMONITION, _CLOSE_DETAILS):
+            wanted = "admonition" if head == _CLOSE_ADMONITION else "details"
+            if any(container.kind == wanted for container in stack):
+                while stack:
+                    container = stack.pop()
+                    target().add(container.to_block())
+                    if container.kind == wanted:
+                        break
+        elif head == _SUMMARY:
+            summary = squash(rest)
+            if stack and stack[-1].kind == "details" and not stack[-1].title:
+                stack[-1].title = summary
+            elif summary:
+                target().add(Block(kind="text", text=summary))
+        elif head == _TAB:
+            label[:] = [tab_label_text(rest)]
+
+    def _heading(self, node: SyntaxTreeNode) -> tuple[str, str]:
+        raw = _inline_of(node)
+        match = _HEADING_ID.search(raw)
+        if match:
+            return squash(raw[: match.start()]), match.group(1).strip()
+        return squash(raw), self.slugger.slug(raw)
+
+    def _list_lines(self, node: SyntaxTreeNode, depth: int) -> list[str]:
+        ordered = node.type == "ordered_list"
+        start = node.attrs.get("start", 1) if ordered else 1
+        number = start if isinstance(start, int) else 1
+        indent = "  " * depth
+        lines: list[str] = []
+        for item in node.children:
+            marker = f"{number}. " if ordered else "- "
+            number += 1
+            pieces: list[str] = []
+            nested: list[str] = []
+            for child in item.children:
+                if child.type in ("bullet_list", "ordered_list"):
+                    nested.extend(self._list_lines(child, depth + 1))
+                elif child.type == "paragraph":
+                    text = _inline_of(child)
+                    if not text.startswith(_MARK):
+                        pieces.append(squash(text))
+                else:
+                    inner = BlockList()
+                    self.walk([child], inner)
+                    pieces.extend(block.text for block in inner.blocks)
+            lines.extend(list_item_lines(indent + marker, pieces, nested))
+        return lines
+
+
+def _strip_tags(html: str) -> str:
+    return html_lib.unescape(_HTML_TAG.sub(" ", html))
+
+
+def _code_block(node: SyntaxTreeNode) -> Block:
+    info = node.info.strip()
+    language = info.split(maxsplit=1)[0] if info else "text"
+    title_match = _CODE_TITLE.search(info)
+    title = None
+    if title_match:
+        title = title_match.group("dq") or title_match.group("sq") or title_match.group("bare")
+    code = node.content.strip("\n")
+    if not code.strip():
+        return Block(kind="code", text="")
+    return Block(kind="code", text=code_block_text(code, language=language, title=title))
+
+
+def _table_text(node: SyntaxTreeNode) -> str:
+    rows: list[str] = []
+    for part in node.children:  # thead, tbody
+        for row in part.children:
+            cells = [squash(_inline_of(cell)) for cell in row.children]
+            if any(cells):
+                rows.append(" | ".join(cells))
+    return "\n".join(rows)
+
+
+# --- the page -------------------------------------------------------------------------------------
+
+
+def _text_field(metadata: dict[str, Any], name: str) -> str | None:
+    value = metadata.get(name)
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def parse_markdown(source_key: str, text: str, *, route_base_path: str = "docs") -> ParsedPage:
+    """Parse one doc source (`.md`/`.mdx`, key relative to the docs folder).
+
+    Raises `UnsupportedDocument` for drafts and unlisted docs, `DocumentError` for front matter
+    that is not valid YAML.
+    """
+    try:
+        post = frontmatter.loads(text)
+    except Exception as exc:  # PyYAML's errors, and python-frontmatter's own
+        raise DocumentError(f"{source_key}: invalid front matter: {exc}") from exc
+    metadata: dict[str, Any] = dict(post.metadata)
+    for flag in ("draft", "unlisted"):
+        if metadata.get(flag) is True:
+            raise UnsupportedDocument(f"{source_key}: {flag} doc")
+
+    doc_id = _text_field(metadata, "id")
+    path = markdown_key_to_path(
+        source_key,
+        doc_id=doc_id,
+        slug=_text_field(metadata, "slug"),
+        route_base_path=route_base_path,
+    )
+
+    tree = SyntaxTreeNode(_MD.parse(_mdx_to_markdown(post.content)))
+    walker = _Walker()
+    # The title is known once the walk has met the leading `# h1`, so the builder starts with a
+    # placeholder and the lead-in section is renamed afterwards.
+    builder = SectionBuilder("")
+    walker.walk(tree.children, builder)
+    sections = builder.build()
+
+    file_stem = source_key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    title = (
+        walker.title or _text_field(metadata, "title") or doc_id or strip_number_prefix(file_stem)
+    )
+    if sections and sections[0].anchor is None:
+        sections = (replace(sections[0], heading=title), *sections[1:])
+
+    description = _text_field(metadata, "description")
+    if description is None:
+        description = next(
+            (b.text for s in sections for b in s.blocks if b.kind == "text"),
+            None,
+        )
+    logger.debug("parsed %s: %d sections", source_key, len(sections))
+    return ParsedPage(
+        source_key=source_key,
+        path=path,
+        title=title,
+        description=description,
+        kind="doc",
+        sections=sections,
+    )

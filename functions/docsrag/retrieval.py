@@ -1,0 +1,190 @@
+"""Find the sections that answer a question, and say whether the docs cover it at all.
+
+Search is hybrid when an embedder exists (dense + BM25, fused by Reciprocal Rank Fusion in one
+Qdrant call) and BM25 alone otherwise, or when embedding the question fails.
+
+Relevance floor. The fused score is a rank, not a relevance, so `covered` is decided on the raw
+signals, and a question is covered when either says so:
+- dense: the best cosine similarity reaches `dense_relevance_floor`;
+- BM25: the best of the top hits contains at least `sparse_relevance_floor` of the question's
+  terms (distinct stemmed non-stop-words, title and headings included). A raw BM25 score cannot
+  be compared across questions (it grows with the number and rarity of terms); the share of the
+  question a section speaks to can. Off-topic questions ("how do I bake bread") match none or
+  one incidental term; questions the docs answer find a section with most of their terms.
+The defaults were measured on a real Docusaurus site (see the report in the docstring of
+`docsrag.config.Settings.sparse_relevance_floor`'s comment).
+
+Follow-ups ("how do I configure it?", "and for yarn?") carry little on their own: when a question
+looks like one, the recent user turns join the query, at half weight for BM25 so the new question
+still leads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from docsrag.config import Settings
+from docsrag.embeddings import DenseEmbedder
+from docsrag.errors import EmbeddingError
+from docsrag.index import DocsIndex
+from docsrag.models import Hit, SparseVector
+from docsrag.sparse import BM25Encoder
+
+logger = logging.getLogger(__name__)
+
+HISTORY_TERM_WEIGHT = 0.5
+# How many of the best BM25 hits are checked for the share of question terms they contain.
+COVERAGE_HITS = 5
+# Candidates per retriever before fusion, and fused hits fetched before the per-page cap.
+PREFETCH_LIMIT = 50
+_FOLLOW_UP_START = re.compile(
+    r"^\s*(and|or|but|also|then|so|what about|how about|same|ok|okay)\b", re.IGNORECASE
+)
+_ANAPHORA = re.compile(
+    r"\b(it|its|it's|this|that|these|those|they|them|their|there|one|ones|same|above|previous)\b",
+    re.IGNORECASE,
+)
+_FOLLOW_UP_MAX_TERMS = 2
+
+
+class ChatTurn(Protocol):
+    """What retrieval reads of a conversation turn (answering's pydantic model fits)."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    hits: list[Hit]
+    covered: bool
+    dense_used: bool
+
+
+class Retriever:
+    def __init__(
+        self,
+        *,
+        index: DocsIndex,
+        encoder: BM25Encoder,
+        embedder: DenseEmbedder | None,
+        settings: Settings,
+    ) -> None:
+        self._index = index
+        self._encoder = encoder
+        self._embedder = embedder
+        self._settings = settings
+
+    async def retrieve(self, question: str, history: Sequence[ChatTurn] = ()) -> Retrieval:
+        """The best sections for `question` (at most `retrieval_top_k`, at most
+        `retrieval_max_chunks_per_page` per page) and whether they cover it."""
+        s = self._settings
+        context = self.context_turns(question, history)
+        question_terms = set(self._encoder.tokenize(question))
+        sparse = self.sparse_query(question, context)
+
+        dense: list[float] | None = None
+        if self._embedder is not None:
+            text = "\n".join([*context, question])
+            try:
+                dense = await self._embedder.embed_query(text)
+            except EmbeddingError as exc:
+                logger.warning("query embedding failed, searching with BM25 only: %s", exc)
+
+        limit = s.retrieval_top_k * s.retrieval_max_chunks_per_page
+        result = await asyncio.to_thread(
+            self._index.search,
+            sparse=sparse,
+            dense=dense,
+            limit=max(limit, s.retrieval_top_k * 3),
+            prefetch_limit=PREFETCH_LIMIT,
+        )
+        hits = _cap_per_page(
+            result.hits, per_page=s.retrieval_max_chunks_per_page, top_k=s.retrieval_top_k
+        )
+        if not question_terms:  # "what about it?": only the context has terms
+            question_terms = {t for text in context for t in self._encoder.tokenize(text)}
+        coverage = self.term_coverage(question_terms, result.hits)
+        dense_ok = result.top_dense is not None and result.top_dense >= s.dense_relevance_floor
+        sparse_ok = coverage >= s.sparse_relevance_floor
+        covered = bool(hits) and (dense_ok or sparse_ok)
+        logger.info(
+            "retrieval: %d hits, covered=%s (dense top %s, term coverage %.2f), follow-up=%s",
+            len(hits),
+            covered,
+            "n/a" if result.top_dense is None else f"{result.top_dense:.3f}",
+            coverage,
+            bool(context),
+        )
+        return Retrieval(hits=hits, covered=covered, dense_used=dense is not None)
+
+    def context_turns(self, question: str, history: Sequence[ChatTurn]) -> list[str]:
+        """Recent user turns to add to the query when `question` reads as a follow-up."""
+        wanted = self._settings.history_turns_for_retrieval
+        if wanted == 0 or not looks_like_follow_up(question, self._encoder):
+            return []
+        user_turns = [turn.content for turn in history if turn.role == "user" and turn.content]
+        if user_turns and user_turns[-1].strip() == question.strip():
+            user_turns = user_turns[:-1]  # the history already ends with this question
+        return user_turns[-wanted:]
+
+    def sparse_query(self, question: str, context: Sequence[str]) -> SparseVector:
+        """BM25 query: the question's terms at weight 1, context-only terms at half weight."""
+        weights: dict[int, float] = {}
+        for text in context:
+            encoded = self._encoder.encode_query(text)
+            for term in encoded.indices:
+                weights[term] = HISTORY_TERM_WEIGHT
+        encoded = self._encoder.encode_query(question)
+        for term, value in zip(encoded.indices, encoded.values, strict=True):
+            weights[term] = value
+        return SparseVector(indices=list(weights), values=list(weights.values()))
+
+    def term_coverage(self, terms: set[str], hits: Sequence[Hit]) -> float:
+        """Best share of `terms` (stemmed) found in one of the top BM25-matching hits."""
+        if not terms:
+            return 0.0
+        matched = sorted(
+            (hit for hit in hits if hit.sparse_score is not None),
+            key=lambda hit: hit.sparse_score or 0.0,
+            reverse=True,
+        )
+        best = 0.0
+        for hit in matched[:COVERAGE_HITS]:
+            found = terms & set(self._encoder.tokenize(_embed_text(hit)))
+            best = max(best, len(found) / len(terms))
+        return best
+
+
+def looks_like_follow_up(question: str, encoder: BM25Encoder) -> bool:
+    """Short, starts like a continuation ("and for yarn?"), or points back ("configure it")."""
+    if _FOLLOW_UP_START.search(question) or _ANAPHORA.search(question):
+        return True
+    return len(set(encoder.tokenize(question))) <= _FOLLOW_UP_MAX_TERMS
+
+
+def _embed_text(hit: Hit) -> str:
+    trail = " > ".join((hit.page_title, *hit.heading_path))
+    return f"{trail}\n\n{hit.text}"
+
+
+def _cap_per_page(hits: Sequence[Hit], *, per_page: int, top_k: int) -> list[Hit]:
+    kept: list[Hit] = []
+    per_key: dict[str, int] = {}
+    for hit in hits:
+        count = per_key.get(hit.source_key, 0)
+        if count >= per_page:
+            continue
+        per_key[hit.source_key] = count + 1
+        kept.append(hit)
+        if len(kept) == top_k:
+            break
+    return kept

@@ -1,0 +1,100 @@
+"""The chat use case: retrieve sections, answer from them, shape the public result.
+
+Shared by `POST /chat`, the CLI's `ask` and (through the same retriever and answerer) ChatKit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from docsrag.answering import Answer, Answerer, ChatTurn
+from docsrag.config import Settings
+from docsrag.models import Hit
+from docsrag.retrieval import Retriever
+
+logger = logging.getLogger(__name__)
+
+SNIPPET_CHARS = 280
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLink:
+    title: str
+    url: str
+    anchor: str | None
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    answer: str
+    sources: list[SourceLink]
+    mode: Literal["llm", "retrieval_only"]
+    covered: bool
+    notice: str | None
+    usage: dict[str, int] | None
+    latency_ms: float
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """The first words of a section, cut at a word boundary, code fences removed."""
+    flat = " ".join(line for line in text.splitlines() if not line.startswith("```"))
+    flat = " ".join(flat.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def source_title(hit: Hit) -> str:
+    """`Page title › Heading` for a section, or the page title for a page's lead-in."""
+    if hit.heading_path:
+        return f"{hit.page_title} › {hit.heading_path[-1]}"
+    return hit.page_title
+
+
+def to_source_link(hit: Hit, *, settings: Settings) -> SourceLink:
+    return SourceLink(
+        title=source_title(hit),
+        url=settings.public_url(hit.path, hit.anchor),
+        anchor=hit.anchor,
+        snippet=snippet(hit.text),
+    )
+
+
+class ChatService:
+    def __init__(self, *, retriever: Retriever, answerer: Answerer, settings: Settings) -> None:
+        self._retriever = retriever
+        self._answerer = answerer
+        self._settings = settings
+
+    async def chat(self, *, message: str, history: Sequence[ChatTurn] = ()) -> ChatResult:
+        started = time.perf_counter()
+        retrieval = await self._retriever.retrieve(message, history)
+        hits = retrieval.hits if retrieval.covered else []
+        answer: Answer = await self._answerer.answer(question=message, history=history, hits=hits)
+        latency_ms = (time.perf_counter() - started) * 1000
+        logger.info(
+            "answered",
+            extra={
+                "mode": answer.mode,
+                "covered": retrieval.covered,
+                "dense_used": retrieval.dense_used,
+                "hits": len(retrieval.hits),
+                "sources": len(answer.sources),
+                "latency_ms": round(latency_ms, 1),
+            },
+        )
+        return ChatResult(
+            answer=answer.text,
+            sources=[to_source_link(hit, settings=self._settings) for hit in answer.sources],
+            mode=answer.mode,
+            covered=retrieval.covered,
+            notice=answer.notice,
+            usage=answer.usage,
+            latency_ms=latency_ms,
+        )
