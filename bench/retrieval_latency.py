@@ -78,6 +78,7 @@ def build(index: DocsIndex, n: int, rng: random.Random, words: list[str], weight
             content_hash="bench",
             sparse=[encoder.encode_document(c.embed_text) for c in chunks],
             dense=dense.tolist(),
+            new_page=True,
         )
     return time.perf_counter() - t0
 
@@ -97,7 +98,9 @@ def run(size: int, queries: int, profile: bool) -> None:
         seconds = build(index, size, rng, words, weights)
         print(f"\n{index.count_chunks()} chunks written in {seconds:.1f} s")
         nprng = np.random.default_rng(1)
-        questions = [" ".join(rng.choices(words, weights, k=rng.randint(2, 6))) for _ in range(queries)]
+        questions = [
+            " ".join(rng.choices(words, weights, k=rng.randint(2, 6))) for _ in range(queries)
+        ]
         dense_queries = nprng.standard_normal((queries, DIMS))
         dense_queries /= np.linalg.norm(dense_queries, axis=1, keepdims=True)
         modes = {

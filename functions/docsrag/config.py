@@ -101,9 +101,11 @@ class Settings(BaseSettings):
     # --- Retrieval ------------------------------------------------------------------------------
     retrieval_top_k: int = Field(default=6, ge=1, le=50)
     retrieval_max_chunks_per_page: int = Field(default=2, ge=1, le=20)
-    # Below these scores the docs are taken not to cover the question.
-    dense_relevance_floor: float = Field(default=0.25, ge=-1.0, le=1.0)
-    sparse_relevance_floor: float = Field(default=0.35, ge=0.0)
+    # The docs are taken to cover a question when either signal reaches its floor (see
+    # docsrag.retrieval). Dense: best cosine similarity of the question to a section.
+    # Sparse: share of the question's terms found in the retrieved sections (0..1).
+    dense_relevance_floor: float = Field(default=0.30, ge=-1.0, le=1.0)
+    sparse_relevance_floor: float = Field(default=0.8, ge=0.0, le=1.0)
     history_turns_for_retrieval: int = Field(default=2, ge=0, le=20)
 
     # --- Chat API -------------------------------------------------------------------------------
@@ -111,12 +113,44 @@ class Settings(BaseSettings):
     max_history_messages: int = Field(default=20, ge=0, le=200)
     max_history_chars: int = Field(default=16_000, ge=0, le=1_000_000)
 
+    # --- ChatKit ----------------------------------------------------------------------------------
+    # DynamoDB table for ChatKit threads (Lambda); unset: a SQLite file at CHATKIT_SQLITE_PATH.
+    threads_table: str | None = None
+    chatkit_sqlite_path: Path = Path(".data/chatkit.sqlite3")
+    chatkit_ttl_days: int = Field(default=30, ge=1, le=3650)
+    # Keys (comma-separated, each >= 32 bytes) that sign visitor tokens; the first signs, all
+    # verify. Unset locally: a random key per process (tokens die with the process).
+    visitor_token_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    visitor_token_ttl_days: int = Field(default=30, ge=1, le=3650)
+    # Per-visitor rate limit on new messages (ChatKit and /chat): requests per minute; 0 = off.
+    visitor_rate_limit_per_minute: int = Field(default=10, ge=0, le=10_000)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("fallback_models", "cors_origins", mode="before")
     @classmethod
     def _lists_from_commas(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("visitor_token_keys", mode="before")
+    @classmethod
+    def _token_keys(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("visitor_token_keys")
+    @classmethod
+    def _token_key_length(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            if len(key.get_secret_value().encode()) < 32:
+                raise ValueError("VISITOR_TOKEN_KEYS: each key must be at least 32 bytes")
+        return value
+
+    @field_validator("threads_table", mode="before")
+    @classmethod
+    def _blank_table(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @field_validator("openrouter_base_url")
     @classmethod

@@ -30,6 +30,7 @@ from qdrant_client.http.exceptions import (
     ResponseHandlingException,
     UnexpectedResponse,
 )
+from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
 
 from docsrag.config import Settings
 from docsrag.errors import ConfigError, EmbeddingDimensionMismatch, IndexUnavailable
@@ -125,7 +126,16 @@ class SearchResult:
 class DocsIndex:
     """The chunk collection. Not tied to a site or a source: keys are whatever the caller uses."""
 
-    def __init__(self, *, client: QdrantClient, collection: str, dense_dimensions: int) -> None:
+    def __init__(
+        self,
+        *,
+        client: QdrantClient,
+        collection: str,
+        dense_dimensions: int,
+        fuse_in_client: bool | None = None,
+    ) -> None:
+        """`fuse_in_client`: fuse hybrid results here instead of by a Qdrant `FusionQuery`;
+        by default only for the embedded store (see `search`)."""
         self._client = client
         self.collection = collection
         self.dense_dimensions = dense_dimensions
@@ -133,6 +143,7 @@ class DocsIndex:
         self._local = options.get("path") is not None or options.get("location") == ":memory:"
         # The embedded store is not thread-safe; a server is, and needs no lock.
         self._lock: threading.Lock | None = threading.Lock() if self._local else None
+        self.fuse_in_client = self._local if fuse_in_client is None else fuse_in_client
         # What this instance has done, for logs, benchmarks and tests.
         self.points_written = 0
         self.points_deleted = 0
@@ -259,12 +270,15 @@ class DocsIndex:
         sparse: Sequence[SparseVector],
         dense: Sequence[Sequence[float]] | None,
         version: str | None = None,
+        new_page: bool = False,
     ) -> int:
         """Replace one page's points with `chunks`; returns the number of points written.
 
         Upserts first, then deletes the page's other points, so a reader never sees the page
         missing; a failure part-way leaves points whose hashes disagree, which `page_states`
-        reports as changed so the next ingest writes the page again.
+        reports as changed so the next ingest writes the page again. `new_page=True` (the
+        caller knows the index holds nothing for the key) skips that delete, which filters the
+        whole collection in the embedded store.
         """
         if not chunks:
             raise ValueError("write_page needs at least one chunk; delete_page removes a page")
@@ -308,15 +322,7 @@ class DocsIndex:
                     self.collection, points=points[start : start + UPSERT_BATCH], wait=True
                 )
             self.points_written += len(points)
-            stale = self._client.count(
-                self.collection,
-                count_filter=models.Filter(
-                    must=[_key_condition(source_key)],
-                    must_not=[models.HasIdCondition(has_id=keep)],
-                ),
-                exact=True,
-            ).count
-            if stale:
+            if not new_page:
                 self._client.delete(
                     self.collection,
                     points_selector=models.FilterSelector(
@@ -327,7 +333,6 @@ class DocsIndex:
                     ),
                     wait=True,
                 )
-                self.points_deleted += stale
         return len(points)
 
     def delete_page(self, source_key: str) -> int:
@@ -367,11 +372,13 @@ class DocsIndex:
     ) -> SearchResult:
         """Hybrid search in one round trip.
 
-        With both vectors: a batch of three queries: the fused one (prefetch dense + sparse,
-        Reciprocal Rank Fusion) and the two raw lists, whose scores fill `Hit.dense_score` /
-        `Hit.sparse_score` and the result's top scores. With one vector the raw list is the
-        answer and `Hit.score` is its raw score. An empty sparse query (only stop-words) uses
-        the dense vector alone.
+        With both vectors, on a server: a batch of three queries, the fused one (prefetch dense
+        + sparse, `FusionQuery` RRF) and the two raw lists, whose scores fill `Hit.dense_score` /
+        `Hit.sparse_score` and the result's top scores. The embedded store scores every point in
+        Python for each query, so there the two raw lists (with payloads) are fused here by
+        qdrant-client's own RRF function, the one its `FusionQuery` runs: same hits, half the
+        work. With one vector the raw list is the answer and `Hit.score` is its raw score. An
+        empty sparse query (only stop-words) uses the dense vector alone.
         """
         prefetch_limit = max(prefetch_limit, limit)
         raw: list[tuple[str, models.QueryRequest]] = []
@@ -395,6 +402,8 @@ class DocsIndex:
                 return SearchResult(hits=hits, top_dense=top, top_sparse=None)
             return SearchResult(hits=hits, top_dense=None, top_sparse=top)
 
+        if self.fuse_in_client:
+            return self._search_fused_here(raw, limit)
         fused = models.QueryRequest(
             prefetch=[
                 models.Prefetch(query=request.query, using=request.using, limit=prefetch_limit)
@@ -415,6 +424,25 @@ class DocsIndex:
         hits = [_hit(point, point.score, raw_scores) for point in fused_response.points]
         return SearchResult(
             hits=hits,
+            top_dense=max(raw_scores[DENSE_VECTOR].values(), default=None),
+            top_sparse=max(raw_scores[SPARSE_VECTOR].values(), default=None),
+        )
+
+    def _search_fused_here(
+        self, raw: list[tuple[str, models.QueryRequest]], limit: int
+    ) -> SearchResult:
+        requests = [request.model_copy(update={"with_payload": _HIT_FIELDS}) for _, request in raw]
+        with self._call("search"):
+            responses = self._client.query_batch_points(self.collection, requests)
+        raw_scores = {
+            name: {str(point.id): point.score for point in response.points}
+            for (name, _), response in zip(raw, responses, strict=True)
+        }
+        # reciprocal_rank_fusion overwrites the scores of the points it returns: raw scores
+        # were read above.
+        fused = reciprocal_rank_fusion([response.points for response in responses], limit=limit)
+        return SearchResult(
+            hits=[_hit(point, point.score, raw_scores) for point in fused],
             top_dense=max(raw_scores[DENSE_VECTOR].values(), default=None),
             top_sparse=max(raw_scores[SPARSE_VECTOR].values(), default=None),
         )

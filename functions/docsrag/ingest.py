@@ -127,13 +127,16 @@ class Ingestor:
 
         content_hash = self.content_hash(chunks)
         embedder = self._embedder
-        if state is not None and state.content_hash == content_hash:
-            # Same content. A BM25-only page still wants its dense vectors, unless the embedder
-            # is missing or already failed in this run: then it stays as it is.
-            if state.has_dense or embedder is None or embedder_down:
-                if version is not None and version != state.version:
-                    self._index.set_version(source_key, version)
-                return PageOutcome(status="unchanged", chunks=state.chunk_count)
+        # Same content: nothing to do. A BM25-only page still wants its dense vectors, unless the
+        # embedder is missing or already failed in this run: then it stays as it is.
+        if (
+            state is not None
+            and state.content_hash == content_hash
+            and (state.has_dense or embedder is None or embedder_down)
+        ):
+            if version is not None and version != state.version:
+                self._index.set_version(source_key, version)
+            return PageOutcome(status="unchanged", chunks=state.chunk_count)
         if embedder is not None and embedder_down:
             raise EmbeddingError(
                 "not attempted: the embeddings endpoint failed earlier in this run"
@@ -149,7 +152,12 @@ class Ingestor:
                 calls = embedder.calls - before
         sparse = [self._encoder.encode_document(chunk.embed_text) for chunk in chunks]
         written = self._index.write_page(
-            chunks=chunks, content_hash=content_hash, sparse=sparse, dense=dense, version=version
+            chunks=chunks,
+            content_hash=content_hash,
+            sparse=sparse,
+            dense=dense,
+            version=version,
+            new_page=state is None,
         )
         if state is None:
             status: PageStatus = "added"

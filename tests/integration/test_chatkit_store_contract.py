@@ -59,21 +59,28 @@ T0 = datetime(2025, 3, 1, 9, 30, 0)
 # --- fixtures -----------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def moto_dynamodb() -> Iterator[Any]:
+    """One moto DynamoDB for the module (a client is slow to build); tests get their own table."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_PROFILE", raising=False)
+        with mock_aws():
+            yield boto3.client("dynamodb", region_name="eu-west-1")
+
+
 @pytest.fixture
-def dynamodb_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A moto DynamoDB with the threads table created the way the deployment creates it."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        assert create_threads_table(client, TABLE) is True
-        yield client
+def dynamodb_client(moto_dynamodb: Any) -> Iterator[Any]:
+    """A fresh threads table, created the way the deployment creates it, named `TABLE`."""
+    assert create_threads_table(moto_dynamodb, TABLE) is True
+    yield moto_dynamodb
+    moto_dynamodb.delete_table(TableName=TABLE)
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -359,6 +366,7 @@ async def test_a_deleted_item_is_gone_and_deleting_it_again_is_harmless(
     # ChatKit also removes items that were streamed but never saved.
     await store.delete_thread_item(thread.id, drop.id, ALICE)
     await store.delete_thread_item(thread.id, "msg_never_saved", ALICE)
+    await store.delete_thread_item(thread.id, "m" * 5_000, ALICE)
 
     with pytest.raises(NotFoundError):
         await store.load_item(thread.id, drop.id, ALICE)
@@ -586,7 +594,9 @@ class EchoServer(ChatKitServer[RequestContext]):
         )
 
 
-async def send(server: EchoServer, request: dict[str, Any], context: RequestContext) -> Any:
+async def send(
+    server: ChatKitServer[RequestContext], request: dict[str, Any], context: RequestContext
+) -> Any:
     result = await server.process(json.dumps(request), context)
     if isinstance(result, NonStreamingResult):
         return json.loads(result.json)
@@ -654,6 +664,47 @@ async def test_chatkit_server_conversations_persist_per_visitor(store: VisitorSc
     assert (await send(server, {"type": "threads.list", "params": {}}, BOB))["data"] == []
     with pytest.raises(NotFoundError):
         await send(server, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}, BOB)
+
+
+class PlaceholderIdServer(ChatKitServer[RequestContext]):
+    """Answers the way an unpatched Agents SDK Chat Completions run would: with `__fake_id__`."""
+
+    async def respond(
+        self,
+        thread: ThreadMetadata,
+        input_user_message: UserMessageItem | None,
+        context: RequestContext,
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        yield ThreadItemDoneEvent(
+            item=AssistantMessageItem(
+                id="__fake_id__",
+                thread_id=thread.id,
+                created_at=datetime.now(),
+                content=[AssistantMessageContent(text="an answer")],
+            )
+        )
+
+
+async def test_a_placeholder_item_id_surfaces_as_a_stream_error(store: VisitorScopedStore) -> None:
+    server = PlaceholderIdServer(store)
+    request = {
+        "type": "threads.create",
+        "params": {
+            "input": {
+                "content": [{"type": "input_text", "text": "hi"}],
+                "attachments": [],
+                "inference_options": {},
+            }
+        },
+    }
+
+    events = await send(server, request, ALICE)
+
+    assert events[-1]["type"] == "error"
+    assert events[-1]["code"] == "stream.error"
+    thread_id = events[0]["thread"]["id"]
+    page = await store.load_thread_items(thread_id, None, 10, "asc", ALICE)
+    assert [item.type for item in page.data] == ["user_message"]
 
 
 # --- DynamoDB only ------------------------------------------------------------------------------

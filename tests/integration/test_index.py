@@ -150,7 +150,9 @@ def test_bm25_only_points_are_searchable_and_get_dense_vectors_later(
     _write(index, "guide.md", ["install with npm", "configure the theme"], dense=False)
     _write(index, "other.md", ["theme colours and fonts"], dense=True)
 
-    sparse_only = index.search(sparse=_sparse("install npm"), dense=None, limit=3, prefetch_limit=10)
+    sparse_only = index.search(
+        sparse=_sparse("install npm"), dense=None, limit=3, prefetch_limit=10
+    )
     assert sparse_only.hits[0].source_key == "guide.md"
     assert sparse_only.top_dense is None
     # a hybrid query only finds it through BM25 for now
@@ -196,7 +198,9 @@ def test_hybrid_hits_carry_payload_for_citations(index: DocsIndex) -> None:
 def test_a_query_of_only_unknown_words_finds_nothing(index: DocsIndex) -> None:
     _write(index, "guide.md", ["install with npm"])
 
-    result = index.search(sparse=_sparse("croissant baguette"), dense=None, limit=3, prefetch_limit=9)
+    result = index.search(
+        sparse=_sparse("croissant baguette"), dense=None, limit=3, prefetch_limit=9
+    )
 
     assert result.hits == []
     assert result.top_sparse is None
@@ -284,3 +288,28 @@ def test_a_wrong_api_key_is_index_unavailable_naming_the_setting(tmp_path: Path)
         server.shutdown()
         server.server_close()
     assert "HTTP 401" in str(caught.value) and "QDRANT_API_KEY" in str(caught.value)
+
+
+def test_fusing_in_the_client_matches_qdrants_fusion_query(client: QdrantClient) -> None:
+    # The embedded store fuses hybrid results in the client (half the scoring work); a server
+    # runs Qdrant's FusionQuery. Both must rank the same points the same way.
+    local = DocsIndex(client=client, collection="docs", dense_dimensions=DIMS)
+    local.ensure_collection()
+    server_like = DocsIndex(
+        client=client, collection="docs", dense_dimensions=DIMS, fuse_in_client=False
+    )
+    assert local.fuse_in_client and not server_like.fuse_in_client
+    words = ["install", "configure", "deploy", "theme", "search"]
+    words += ["plugin", "sidebar", "navbar", "footer", "blog"]
+    for page in range(12):
+        texts = [" ".join(words[(page + i) % 10 : (page + i) % 10 + 3]) for i in range(3)]
+        _write(local, f"page-{page}.md", texts)
+
+    for question in ("deploy theme", "search plugin sidebar", "footer"):
+        sparse, dense = _sparse(question), _dense(question)
+        here, there = (
+            index.search(sparse=sparse, dense=dense, limit=8, prefetch_limit=20)
+            for index in (local, server_like)
+        )
+        assert here.hits and here.hits == there.hits
+        assert (here.top_dense, here.top_sparse) == (there.top_dense, there.top_sparse)

@@ -115,7 +115,7 @@ def test_first_sync_indexes_every_page(
 
     assert (summary.added, summary.updated, summary.unchanged, summary.deleted) == (3, 0, 0, 0)
     assert (summary.skipped, summary.failed) == (0, 0)
-    assert summary.chunks_written == index.count_chunks() > 3
+    assert summary.chunks_written == index.count_chunks() >= 3
     assert summary.embedding_calls == fake_openai.embedding_calls >= 3
     assert sorted(seen) == ["guides/deployment.md", "i18n.mdx", "installation.md"]
     states = index.page_states()
@@ -144,7 +144,7 @@ def test_a_second_sync_of_unchanged_pages_costs_nothing(
 def test_editing_one_page_rewrites_only_that_page(
     tmp_path: Path, site: Path, qdrant: QdrantClient, fake_openai: FakeOpenAI
 ) -> None:
-    ingestor, index = make_ingestor(qdrant, make_settings(tmp_path, fake_openai))
+    ingestor, _ = make_ingestor(qdrant, make_settings(tmp_path, fake_openai))
     ingestor.sync_folder(site)
     fake_openai.reset()
 

@@ -7,10 +7,11 @@ import re
 from collections.abc import Sequence
 
 import pytest
-from docsrag.chunking import chunk_page, count_tokens
-from docsrag.models import Block, BlockKind, Chunk, ParsedPage, Section
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from docsrag.chunking import chunk_page, count_tokens
+from docsrag.models import Block, BlockKind, Chunk, ParsedPage, Section
 
 SIZES = {"target_tokens": 350, "max_tokens": 512, "overlap_tokens": 40, "min_tokens": 40}
 AUTO = "<from the heading>"

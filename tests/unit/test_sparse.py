@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from docsrag.models import SparseVector
-from docsrag.sparse import STOP_WORDS, BM25Encoder, term_id
 from hypothesis import given
 from hypothesis import strategies as st
+
+from docsrag.models import SparseVector
+from docsrag.sparse import STOP_WORDS, BM25Encoder, term_id
 
 
 @pytest.fixture(scope="module")

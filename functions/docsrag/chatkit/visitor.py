@@ -38,6 +38,7 @@ _PAYLOAD: Final = struct.Struct(">B16sQQ")
 _SIGNATURE_BYTES: Final = hashlib.sha256().digest_size
 _MAC_PREFIX: Final = b"docsrag.visitor.v1."
 _BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
+_VISITOR_HEX: Final = re.compile(r"[0-9a-f]{32}")
 
 Reason = Literal["malformed", "signature", "expired"]
 Keys = bytes | Sequence[bytes]
@@ -58,14 +59,29 @@ class IssuedToken(NamedTuple):
     """Epoch seconds."""
 
 
-def issue_token(*, key: Keys, ttl_seconds: int, now: float | None = None) -> IssuedToken:
-    """A token for a new random visitor, valid for `ttl_seconds`, signed with the first key."""
+def issue_token(
+    *,
+    key: Keys,
+    ttl_seconds: int,
+    now: float | None = None,
+    visitor_id: str | None = None,
+) -> IssuedToken:
+    """A token valid for `ttl_seconds`, signed with the first key.
+
+    For a new random visitor by default; pass the `visitor_id` of a verified token to renew it
+    (sliding expiry), so the visitor keeps their threads.
+    """
     if ttl_seconds < 1:
         raise ValueError("ttl_seconds must be at least 1")
     signing_key = _keys(key)[0]
+    if visitor_id is None:
+        visitor = secrets.token_bytes(16)
+    elif _VISITOR_HEX.fullmatch(visitor_id):
+        visitor = bytes.fromhex(visitor_id)
+    else:
+        raise ValueError("visitor_id must be a visitor id from verify_token (32 hex characters)")
     issued_at = int(time.time() if now is None else now)
     expires_at = issued_at + ttl_seconds
-    visitor = secrets.token_bytes(16)
     payload = _encode(_PAYLOAD.pack(TOKEN_VERSION, visitor, issued_at, expires_at))
     signature = _encode(_sign(signing_key, payload))
     return IssuedToken(f"{payload}.{signature}", visitor.hex(), expires_at)

@@ -1,6 +1,6 @@
 """Docusaurus build HTML -> `ParsedPage`, with selectolax (Lexbor, a real HTML5 parser).
 
-Only the page's own content is read: `article div.theme-doc-markdown` for docs,
+Only the page's own content is read: `div.theme-doc-markdown` (inside the article) for docs,
 `#__blog-post-container` for blog posts and `main article` for Markdown pages of the pages
 plugin. Navbar, sidebar, breadcrumbs, tables of contents, the doc footer ("Edit this page"),
 pagination and the site footer all live outside those elements, so they never reach the text.
@@ -14,9 +14,10 @@ Docusaurus puts between `div.token-line`s), tables as `cell | cell` rows, list i
 summary, block quotes as `> ` lines.
 
 Tabs (`<Tabs>` and the npm/Yarn/pnpm/Bun tabs of `npm2yarn` code blocks): every panel is kept,
-the hidden ones included, each led by a `<label>:` text block. The hidden panels are real
-content a reader reaches with one click ("how do I install it with pnpm?"), and the repetition
-they add is small (mostly one-line install commands).
+the hidden ones included, each led by its tab label (`Apple: This is an apple`, or an `npm:` line
+before a code block). The hidden panels are real content a reader reaches with one click ("how
+do I install it with pnpm?"), and the repetition they add is small (mostly one-line install
+commands). The Markdown parser has only the npm command of an `npm2yarn` block, as written.
 
 Sections: an `h2`-`h6` with an `id` starts a section whose anchor is that id; the text before the
 first one is the lead-in section (`anchor=None`, `heading` = page title). Headings inside an
@@ -43,6 +44,7 @@ ZERO_WIDTH_SPACE = "\u200b"
 
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
+_V2_ADMONITION_PARTS = frozenset({"admonition-heading", "admonition-content", "admonition-icon"})
 _HEADING_LEVELS = {"h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 # Removed before reading text. (Nodes are detached, not freed, so nested matches are safe.)
 _NOISE_SELECTOR = (
@@ -161,6 +163,7 @@ class SectionBuilder:
 
     def heading(self, level: int, text: str, anchor: str | None) -> None:
         self._flush()
+        text = text or anchor or ""
         while self._trail and self._trail[-1][0] >= level:
             self._trail.pop()
         self._trail.append((level, text))
@@ -173,10 +176,6 @@ class SectionBuilder:
     def build(self) -> tuple[Section, ...]:
         self._flush()
         return tuple(self._sections)
-
-    @property
-    def has_content(self) -> bool:
-        return bool(self._blocks) or any(section.blocks for section in self._sections)
 
     def _flush(self) -> None:
         if self._lead_in and not self._blocks:
@@ -241,7 +240,7 @@ class LabelledSink:
 
 
 def _classes(node: LexborNode) -> str:
-    return node.attributes.get("class") or ""
+    return node.attrs.get("class") or ""
 
 
 class _Walker:
@@ -279,7 +278,7 @@ class _Walker:
             _add(sink, "text", squash(node.text(deep=True)))
         elif tag in _HEADING_LEVELS:
             text = squash(node.text(deep=True))
-            anchor = node.attributes.get("id")
+            anchor = node.attrs.get("id")
             if anchor:
                 sink.heading(_HEADING_LEVELS[tag], text, anchor)
             else:
@@ -334,9 +333,11 @@ class _Walker:
     def _admonition(self, node: LexborNode, classes: str, sink: BlockSink) -> None:
         kind = "note"
         for name in classes.split():
-            if name.startswith("theme-admonition-"):
+            if name.startswith("theme-admonition-"):  # Docusaurus 3
                 kind = name[len("theme-admonition-") :]
                 break
+            if name.startswith("admonition-") and name not in _V2_ADMONITION_PARTS:  # v2
+                kind = name[len("admonition-") :]
         title = ""
         body: str | None = None
         for child in node.iter():
@@ -363,19 +364,19 @@ class _Walker:
         labels: list[str] = []
         panels: list[LexborNode] = []
         for child in node.iter():
-            if child.attributes.get("role") == "tabpanel":
+            if child.attrs.get("role") == "tabpanel":
                 panels.append(child)
             elif child.tag == "ul":
                 labels = [li.text(deep=True) for li in child.iter() if li.tag == "li"]
             else:
-                panels.extend(p for p in child.iter() if p.attributes.get("role") == "tabpanel")
+                panels.extend(p for p in child.iter() if p.attrs.get("role") == "tabpanel")
         for index, panel in enumerate(panels):
             label = squash(labels[index]) if index < len(labels) else ""
             self.walk(panel, LabelledSink(sink, label) if label else sink)
 
     def _list_lines(self, node: LexborNode, depth: int) -> list[str]:
         ordered = node.tag == "ol"
-        start = node.attributes.get("start") if ordered else None
+        start = node.attrs.get("start") if ordered else None
         number = int(start) if start and start.isdigit() else 1
         indent = "  " * depth
         lines: list[str] = []
@@ -454,11 +455,11 @@ def _card_list_text(node: LexborNode) -> str:
         heading = card.css_first("h2")
         if heading is None:
             continue
-        title = heading.attributes.get("title") or squash(heading.text(deep=True))
+        title = heading.attrs.get("title") or squash(heading.text(deep=True))
         paragraph = card.css_first("p")
         description = ""
         if paragraph is not None:
-            description = paragraph.attributes.get("title") or squash(paragraph.text(deep=True))
+            description = paragraph.attrs.get("title") or squash(paragraph.text(deep=True))
         lines.append(f"- {title}: {description}" if description else f"- {title}")
     return "\n".join(lines)
 
@@ -467,7 +468,7 @@ def _card_list_text(node: LexborNode) -> str:
 
 
 def _find_content(tree: LexborHTMLParser, source_key: str) -> tuple[LexborNode, PageKind]:
-    content = tree.css_first("article div.theme-doc-markdown")
+    content = tree.css_first("div.theme-doc-markdown")
     if content is not None:
         return content, "doc"
     content = tree.css_first("#__blog-post-container")
@@ -500,7 +501,7 @@ def _meta_description(tree: LexborHTMLParser) -> str | None:
     node = tree.css_first('meta[name="description"]')
     if node is None:
         return None
-    return squash(node.attributes.get("content") or "") or None
+    return squash(node.attrs.get("content") or "") or None
 
 
 def page_path(source_key: str, canonical: str | None, *, site_url: str) -> str:
@@ -541,7 +542,7 @@ def _clean(content: LexborNode, raw_html: str) -> None:
             math.replace_with(f"$${tex.strip()}$$" if display else f"${tex.strip()}$")
     if "<img" in raw_html:
         for image in content.css("img"):
-            alt = squash(image.attributes.get("alt") or "")
+            alt = squash(image.attrs.get("alt") or "")
             if alt:
                 image.replace_with(alt)
     for node in content.css(_NOISE_SELECTOR):
@@ -566,7 +567,7 @@ def parse_html(source_key: str, html: str, *, site_url: str) -> ParsedPage:
     canonical = tree.css_first('link[rel="canonical"]')
     path = page_path(
         source_key,
-        canonical.attributes.get("href") if canonical is not None else None,
+        canonical.attrs.get("href") if canonical is not None else None,
         site_url=site_url,
     )
     title = title or _head_title(tree) or path

@@ -54,6 +54,8 @@ def classify_key(key: str) -> KeyInfo:
     _, dot, extension = name.rpartition(".")
     extension = extension if dot else ""
 
+    if any(part.startswith(".") or part == "node_modules" for part in segments[:-1]):
+        return _skip("hidden or dependency folder")
     if segments[0] == "assets":
         return _skip("build asset")
     if segments[0] == "img":

@@ -23,13 +23,13 @@ from __future__ import annotations
 import html as html_lib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import frontmatter
 from markdown_it import MarkdownIt
-from markdown_it.tree import SyntaxTreeNode
+from markdown_it.token import Token
 
 from docsrag.errors import DocumentError, UnsupportedDocument
 from docsrag.models import Block, ParsedPage
@@ -54,7 +54,11 @@ _MD = (
     MarkdownIt("commonmark", {"html": True})
     .enable(["table", "strikethrough"])
     .disable("code")  # MDX has no indented code blocks; indentation inside JSX is just layout
+    .disable("inline")  # inline content is parsed on demand, see `_Tokens.text`
 )
+# Only text is kept, so links need no URL normalisation or validation.
+_MD.normalizeLink = lambda url: url  # type: ignore[method-assign]
+_MD.validateLink = lambda url: True  # type: ignore[method-assign]
 
 # Sentinel paragraphs the line pass leaves for the tree walk (private-use characters).
 _MARK = "\ue000"
@@ -76,6 +80,9 @@ _DIRECTIVE_NAME = re.compile(r"^(?P<kind>[A-Za-z][\w-]*)\s*(?P<title>.*)$")
 _TAG = re.compile(r"<(?P<close>/?)(?P<name>[A-Za-z][\w.-]*)?(?P<attrs>(?:\s[^<>]*?)?)\s*/?>")
 _TAG_LINE = re.compile(r"^\s*(?:</?(?:[A-Za-z][\w.-]*)?(?:\s[^<>]*?)?\s*/?>\s*)+$")
 _TAG_START = re.compile(r"^\s*<[A-Za-z][\w.-]*(?:\s|$)")
+_ELEMENT_LINE = re.compile(
+    r"^(?P<indent>\s*)<(?P<name>[A-Za-z][\w.-]*)(?P<attrs>\s[^<>]*)?>(?P<text>.*)</(?P=name)>\s*$"
+)
 _SUMMARY_LINE = re.compile(r"^\s*<summary[^>]*>(?P<text>.*)</summary>\s*$")
 _ATTR = re.compile(
     r"""(?P<name>[\w-]+)\s*=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|\{["'](?P<ex>[^"']*)["']\})"""
@@ -121,6 +128,10 @@ def _tag_line(line: str) -> list[str]:
                 attrs = _attrs(match.group("attrs"))
                 kind = attrs.get("type", "note")
                 out += _sentinel(indent, _OPEN_ADMONITION, kind, attrs.get("title", ""))
+        elif name == "img" and not closing:
+            alt = _attrs(match.group("attrs")).get("alt", "").strip()
+            if alt:
+                out += ["", indent + alt, ""]
         elif name == "tabitem" and not closing:
             attrs = _attrs(match.group("attrs"))
             label = attrs.get("label") or attrs.get("value") or ""
@@ -131,7 +142,7 @@ def _tag_line(line: str) -> list[str]:
 
 def _mdx_to_markdown(content: str) -> str:
     out: list[str] = []
-    lines = content.split("\n")
+    lines = content.replace("\r\n", "\n").split("\n")
     fence: tuple[str, int] | None = None  # an open code fence: (character, length)
     unwrapped: list[tuple[str, int]] = []  # open `mdx-code-block` fences, unwrapped
     in_esm = False
@@ -248,6 +259,13 @@ def _mdx_to_markdown(content: str) -> str:
                 out += _tag_line(line)
                 previous_blank = True
                 continue
+            element = _ELEMENT_LINE.match(line)
+            if element and element.group("text").strip():
+                # `<TabItem value="a" label="A">Text</TabItem>`: the element's text, on its own.
+                out += _tag_line(line[: element.start("text")])
+                out += ["", element.group("indent") + element.group("text").strip(), ""]
+                previous_blank = True
+                continue
             if _TAG_START.match(line) and ">" not in line:
                 pending_tag = [line]
                 continue
@@ -258,29 +276,72 @@ def _mdx_to_markdown(content: str) -> str:
     return "\n".join(out)
 
 
-# --- the tree walk ------------------------------------------------------------------------------
+# --- the token walk -----------------------------------------------------------------------------
+
+# markdown-it's inline rules only start at these characters; text without them (outside code
+# spans) is already plain, and skipping the inline parser for it halves the parse time.
+_INLINE_SYNTAX = re.compile(r"[\\`~*_\[<&]")
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
 
 
-def _plain(node: SyntaxTreeNode) -> str:
-    """Inline content as text: code spans and link texts kept, image alt text kept, tags dropped."""
+def _code_span_text(match: re.Match[str]) -> str:
+    content = match.group(2).replace("\n", " ")
+    if len(content) > 2 and content[0] == " " and content[-1] == " " and content.strip():
+        content = content[1:-1]
+    return content
+
+
+def _plain_tokens(tokens: list[Token]) -> str:
+    """Inline tokens as text: code spans and link texts kept, image alt text kept, tags dropped."""
     parts: list[str] = []
-    for child in node.children:
-        kind = child.type
-        if kind in ("text", "code_inline"):
-            parts.append(child.content)
+    for token in tokens:
+        kind = token.type
+        if kind in ("text", "text_special", "code_inline"):
+            parts.append(token.content)
         elif kind in ("softbreak", "hardbreak"):
             parts.append("\n")
-        elif kind == "html_inline":
-            continue
-        elif child.children:
-            parts.append(_plain(child))
-        else:
-            parts.append(child.content)
+        elif kind == "image" and token.children:
+            parts.append(_plain_tokens(token.children))
     return "".join(parts)
 
 
-def _inline_of(node: SyntaxTreeNode) -> str:
-    return "".join(_plain(child) for child in node.children if child.type == "inline")
+class _Tokens:
+    """The flat block-token stream of one document, with each opening token's closing index."""
+
+    def __init__(self, tokens: list[Token], env: dict[str, Any]) -> None:
+        self.tokens = tokens
+        self.env = env
+        self.close = [0] * len(tokens)
+        opened: list[int] = []
+        for index, token in enumerate(tokens):
+            if token.nesting == 1:
+                opened.append(index)
+            elif token.nesting == -1 and opened:
+                self.close[opened.pop()] = index
+
+    def children(self, index: int) -> Iterator[int]:
+        """Indexes of the direct children of the container opened at `index`."""
+        position, end = index + 1, self.close[index]
+        while position < end:
+            yield position
+            token = self.tokens[position]
+            position = self.close[position] + 1 if token.nesting == 1 else position + 1
+
+    def text(self, index: int) -> str:
+        """Plain text of the inline content of the block opened at `index` (paragraph, td...)."""
+        token = self.tokens[index + 1]
+        if token.type != "inline":
+            return ""
+        raw = token.content
+        if "`" in raw and "\\" not in raw:
+            outside = _CODE_SPAN.sub("", raw)
+            if not _INLINE_SYNTAX.search(outside):
+                return _CODE_SPAN.sub(_code_span_text, raw)
+        elif not _INLINE_SYNTAX.search(raw):
+            return raw
+        children: list[Token] = []
+        _MD.inline.parse(raw, _MD, self.env, children)
+        return _plain_tokens(children)
 
 
 @dataclass
@@ -298,14 +359,16 @@ class _Container:
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, tokens: _Tokens) -> None:
+        self.tokens = tokens
         self.slugger = GithubSlugger()
         self.title: str | None = None
         self.seen_content = False
 
-    def walk(self, nodes: list[SyntaxTreeNode], sink: BlockSink) -> None:
+    def walk(self, indexes: Iterable[int], sink: BlockSink) -> None:
         stack: list[_Container] = []
         label: list[str] = []  # a tab label waiting for the panel's first block
+        tokens = self.tokens
 
         def target() -> BlockSink:
             return stack[-1].blocks if stack else sink
@@ -322,17 +385,18 @@ class _Walker:
                     target().add(Block(kind="text", text=text))
             target().add(block)
 
-        for node in nodes:
-            kind = node.type
-            if kind == "paragraph":
-                text = _inline_of(node)
+        for index in indexes:
+            token = tokens.tokens[index]
+            kind = token.type
+            if kind == "paragraph_open":
+                text = tokens.text(index)
                 if text.startswith(_MARK):
                     self._directive(text, stack, label, target)
                 else:
                     emit(Block(kind="text", text=squash(text)))
-            elif kind == "heading":
-                level = int(node.tag[1:])
-                text, anchor = self._heading(node)
+            elif kind == "heading_open":
+                level = int(token.tag[1:])
+                text, anchor = self._heading(index)
                 if level == 1 and self.title is None and not self.seen_content:
                     self.title = text
                 elif level == 1 or stack or not text:
@@ -342,17 +406,17 @@ class _Walker:
                         target().add(Block(kind="text", text=label.pop()))
                     target().heading(level, text, anchor)
             elif kind == "fence":
-                emit(_code_block(node))
-            elif kind in ("bullet_list", "ordered_list"):
-                emit(Block(kind="list", text="\n".join(self._list_lines(node, 0))))
-            elif kind == "table":
-                emit(Block(kind="table", text=_table_text(node)))
-            elif kind == "blockquote":
+                emit(_code_block(token))
+            elif kind in ("bullet_list_open", "ordered_list_open"):
+                emit(Block(kind="list", text="\n".join(self._list_lines(index, 0))))
+            elif kind == "table_open":
+                emit(Block(kind="table", text=self._table_text(index)))
+            elif kind == "blockquote_open":
                 inner = BlockList()
-                self.walk(node.children, inner)
+                self.walk(tokens.children(index), inner)
                 emit(Block(kind="quote", text=quote_text(inner.text) if inner.text else ""))
             elif kind == "html_block":
-                emit(Block(kind="text", text=squash(_strip_tags(node.content))))
+                emit(Block(kind="text", text=squash(_strip_tags(token.content))))
         while stack:
             container = stack.pop()
             target().add(container.to_block())
@@ -386,64 +450,71 @@ class _Walker:
         elif head == _TAB:
             label[:] = [tab_label_text(rest)]
 
-    def _heading(self, node: SyntaxTreeNode) -> tuple[str, str]:
-        raw = _inline_of(node)
+    def _heading(self, index: int) -> tuple[str, str]:
+        raw = self.tokens.text(index)
         match = _HEADING_ID.search(raw)
         if match:
             return squash(raw[: match.start()]), match.group(1).strip()
         return squash(raw), self.slugger.slug(raw)
 
-    def _list_lines(self, node: SyntaxTreeNode, depth: int) -> list[str]:
-        ordered = node.type == "ordered_list"
-        start = node.attrs.get("start", 1) if ordered else 1
+    def _list_lines(self, index: int, depth: int) -> list[str]:
+        tokens = self.tokens
+        token = tokens.tokens[index]
+        ordered = token.type == "ordered_list_open"
+        start = token.attrs.get("start", 1) if ordered else 1
         number = start if isinstance(start, int) else 1
         indent = "  " * depth
         lines: list[str] = []
-        for item in node.children:
+        for item in tokens.children(index):
             marker = f"{number}. " if ordered else "- "
             number += 1
             pieces: list[str] = []
             nested: list[str] = []
-            for child in item.children:
-                if child.type in ("bullet_list", "ordered_list"):
+            for child in tokens.children(item):
+                kind = tokens.tokens[child].type
+                if kind in ("bullet_list_open", "ordered_list_open"):
                     nested.extend(self._list_lines(child, depth + 1))
-                elif child.type == "paragraph":
-                    text = _inline_of(child)
+                elif kind == "paragraph_open":
+                    text = tokens.text(child)
                     if not text.startswith(_MARK):
                         pieces.append(squash(text))
                 else:
                     inner = BlockList()
-                    self.walk([child], inner)
+                    self.walk((child,), inner)
                     pieces.extend(block.text for block in inner.blocks)
             lines.extend(list_item_lines(indent + marker, pieces, nested))
         return lines
+
+    def _table_text(self, index: int) -> str:
+        tokens = self.tokens
+        rows: list[str] = []
+        for part in tokens.children(index):  # thead, tbody
+            for row in tokens.children(part):
+                cells = [squash(tokens.text(cell)) for cell in tokens.children(row)]
+                if any(cells):
+                    rows.append(" | ".join(cells))
+        return "\n".join(rows)
+
+
+def _top_level(tokens: list[Token]) -> Iterator[int]:
+    return (index for index, token in enumerate(tokens) if token.level == 0 and token.nesting >= 0)
 
 
 def _strip_tags(html: str) -> str:
     return html_lib.unescape(_HTML_TAG.sub(" ", html))
 
 
-def _code_block(node: SyntaxTreeNode) -> Block:
-    info = node.info.strip()
+def _code_block(token: Token) -> Block:
+    info = token.info.strip()
     language = info.split(maxsplit=1)[0] if info else "text"
     title_match = _CODE_TITLE.search(info)
     title = None
     if title_match:
         title = title_match.group("dq") or title_match.group("sq") or title_match.group("bare")
-    code = node.content.strip("\n")
+    code = token.content.strip("\n")
     if not code.strip():
         return Block(kind="code", text="")
     return Block(kind="code", text=code_block_text(code, language=language, title=title))
-
-
-def _table_text(node: SyntaxTreeNode) -> str:
-    rows: list[str] = []
-    for part in node.children:  # thead, tbody
-        for row in part.children:
-            cells = [squash(_inline_of(cell)) for cell in row.children]
-            if any(cells):
-                rows.append(" | ".join(cells))
-    return "\n".join(rows)
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -480,12 +551,13 @@ def parse_markdown(source_key: str, text: str, *, route_base_path: str = "docs")
         route_base_path=route_base_path,
     )
 
-    tree = SyntaxTreeNode(_MD.parse(_mdx_to_markdown(post.content)))
-    walker = _Walker()
+    env: dict[str, Any] = {}
+    tokens = _Tokens(_MD.parse(_mdx_to_markdown(post.content), env), env)
+    walker = _Walker(tokens)
     # The title is known once the walk has met the leading `# h1`, so the builder starts with a
     # placeholder and the lead-in section is renamed afterwards.
     builder = SectionBuilder("")
-    walker.walk(tree.children, builder)
+    walker.walk(_top_level(tokens.tokens), builder)
     sections = builder.build()
 
     file_stem = source_key.rsplit("/", 1)[-1].rsplit(".", 1)[0]

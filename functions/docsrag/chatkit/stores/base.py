@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 
 from chatkit.store import NotFoundError, Store, StoreItemType
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from chatkit.types import Attachment, FeedbackKind, Page, ThreadItem, ThreadMetadata
 from pydantic import TypeAdapter, ValidationError
 
 from docsrag.chatkit.context import RequestContext
@@ -37,6 +38,8 @@ MAX_PAGE_SIZE: Final = 100
 # The Agents SDK gives every Chat Completions output item this same id. Storing it would make each
 # new assistant message overwrite the previous one, so the stores refuse it (see .chatkit-notes.md).
 AGENTS_PLACEHOLDER_ID: Final = "__fake_id__"
+# Items one `save_feedback` call may rate (ChatKit sends one; DynamoDB caps a transaction).
+MAX_FEEDBACK_ITEMS: Final = 20
 
 _ID_PREFIXES: Final[dict[str, str]] = {
     "thread": "thr",
@@ -103,9 +106,14 @@ def build_page(records: list[T], size: int, *, id_of: Callable[[T], str]) -> Pag
     return Page(data=data, has_more=has_more, after=id_of(data[-1]) if has_more else None)
 
 
+def is_known_id(value: str) -> bool:
+    """False for ids that cannot be in the store (empty, oversized): writes refuse them."""
+    return 0 < len(value) <= MAX_ID_LENGTH
+
+
 def require_known_id(value: str, *, what: str) -> None:
-    """Raise chatkit's NotFoundError for ids that cannot be in the store (empty, oversized)."""
-    if not value or len(value) > MAX_ID_LENGTH:
+    """Raise chatkit's NotFoundError for ids that cannot be in the store."""
+    if not is_known_id(value):
         raise NotFoundError(f"{what} not found")
 
 
@@ -159,12 +167,37 @@ def _check_size(body: str, *, what: str) -> None:
         )
 
 
+def check_feedback_items(item_ids: Sequence[str]) -> None:
+    if not 1 <= len(item_ids) <= MAX_FEEDBACK_ITEMS:
+        raise ValueError(f"feedback names 1-{MAX_FEEDBACK_ITEMS} items, got {len(item_ids)}")
+
+
 class VisitorScopedStore(Store[RequestContext]):
-    """Id generation and attachment behaviour shared by the SQLite and DynamoDB stores.
+    """Id generation, attachment behaviour and the feedback contract shared by both stores.
 
     Attachments are not supported: `load_attachment` finds none (so a client-sent attachment id
     fails the request with NotFoundError) and `save_attachment` refuses.
+
+    Feedback (ChatKit's `items.feedback`) is kept per item: `save_feedback` records the latest
+    kind for each item, all or nothing, and raises NotFoundError when the thread or any of the
+    items is not there; it leaves with its item and its thread.
     """
+
+    @abstractmethod
+    async def save_feedback(
+        self,
+        thread_id: str,
+        item_ids: Sequence[str],
+        kind: FeedbackKind,
+        context: RequestContext,
+    ) -> None:
+        """Record `kind` for every item (replacing earlier feedback on them)."""
+
+    @abstractmethod
+    async def load_feedback(
+        self, thread_id: str, context: RequestContext
+    ) -> dict[str, FeedbackKind]:
+        """The latest feedback of the thread's items, by item id."""
 
     def generate_thread_id(self, context: RequestContext) -> str:
         return new_id(_ID_PREFIXES["thread"])

@@ -52,6 +52,7 @@ from docsrag.chatkit.stores.base import (
     dump_item,
     dump_thread,
     is_ascending,
+    is_known_id,
     load_item_json,
     load_thread_json,
     page_size,
@@ -335,7 +336,7 @@ class DynamoDBStore(VisitorScopedStore):
         def run() -> None:
             now = self._now()
             self._require_meta(visitor, thread_id, now)
-            index = self._get(pk, f"IDX#{item_id}", now) if item_id else None
+            index = self._get(pk, f"IDX#{item_id}", now) if is_known_id(item_id) else None
             if index is None:
                 return
             try:
@@ -371,6 +372,9 @@ class DynamoDBStore(VisitorScopedStore):
                     item_sk = index["item_sk"]["S"]
                     actions = [
                         self._put({"pk": _s(pk), "sk": _s(item_sk), "body": _s(body), **extra}),
+                        # Replace only while the item still exists: a concurrent delete must not
+                        # leave an item record without its index row.
+                        self._check(pk, index_sk, now),
                         check,
                     ]
                 else:
@@ -394,7 +398,7 @@ class DynamoDBStore(VisitorScopedStore):
                 except _Cancelled as exc:
                     if exc.reasons[-1] == "ConditionalCheckFailed":
                         raise NotFoundError(f"thread {thread_id} not found") from exc
-                    continue  # the same item id was added meanwhile: replace it instead
+                    continue  # the item was added or deleted meanwhile: look again
             raise StoreUnavailable(f"item {item.id} kept changing while being saved")
 
         await self._run(run)
@@ -522,10 +526,14 @@ class DynamoDBStore(VisitorScopedStore):
 
     def _check_thread(self, pk: str, now: int) -> Record:
         """A transaction action that fails unless the thread's metadata is live."""
+        return self._check(pk, _META_SK, now)
+
+    def _check(self, pk: str, sk: str, now: int) -> Record:
+        """A transaction action that fails unless the record is live."""
         return {
             "ConditionCheck": {
                 "TableName": self._table,
-                "Key": {"pk": _s(pk), "sk": _s(_META_SK)},
+                "Key": {"pk": _s(pk), "sk": _s(sk)},
                 "ConditionExpression": _LIVE,
                 "ExpressionAttributeValues": {":now": _n(now)},
             }

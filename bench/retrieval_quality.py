@@ -1,0 +1,382 @@
+"""Retrieval quality on the project's own docs: recall@1, recall@5 and MRR, BM25-only vs hybrid.
+
+    .venv/bin/python bench/retrieval_quality.py [--source docs] [--show-failures]
+
+Ingests `docs/` (or a Docusaurus build folder given with `--source`) into a temporary embedded
+Qdrant store, asks every question of `bench/questions.jsonl` twice (BM25 only, and hybrid dense +
+BM25 with RRF), and checks whether the labelled section (path + heading anchor) comes back. Then
+asks the questions of `bench/offtopic.txt`, which the docs do not answer, and counts how many are
+judged "not covered".
+
+No API key and no network: dense vectors come from the loopback fake OpenAI-compatible server of
+the test suite (`tests/fakes/openai_server.py`), whose embeddings follow word overlap. It is a
+stand-in that exercises the hybrid code path, not a semantic model; hybrid figures here say
+nothing about a real embedding model.
+
+Settings come from the usual environment variables (RETRIEVAL_TOP_K, floors, chunk sizes...),
+except the model endpoint and the Qdrant location, which this script sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The fake server lives in the test suite; the script is run as a file, so make the repository
+# importable to reach it.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from docsrag.chunking import chunk_page  # noqa: E402
+from docsrag.config import Settings, load_settings  # noqa: E402
+from docsrag.embeddings import DenseEmbedder, build_embedder  # noqa: E402
+from docsrag.errors import DocumentError  # noqa: E402
+from docsrag.index import DocsIndex, build_qdrant_client  # noqa: E402
+from docsrag.ingest import Ingestor  # noqa: E402
+from docsrag.models import Hit  # noqa: E402
+from docsrag.parsing import classify_key, iter_site_files, parse_document  # noqa: E402
+from docsrag.retrieval import Retriever  # noqa: E402
+from docsrag.sparse import BM25Encoder  # noqa: E402
+from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+RAW_DEPTH = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    question: str
+    path: str
+    anchor: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.path}#{self.anchor}" if self.anchor else self.path
+
+
+@dataclass(slots=True)
+class ModeResult:
+    name: str
+    ranks: list[int | None] = field(default_factory=list)  # 1-based rank of the label, or None
+    # Rank in the fused list before the per-page cap and top_k cut (up to RAW_DEPTH), to tell
+    # "search did not find it" from "the cap on chunks per page dropped it".
+    raw_ranks: list[int | None] = field(default_factory=list)
+    covered: list[bool] = field(default_factory=list)
+    offtopic_covered: list[bool] = field(default_factory=list)
+    top_hits: list[list[Hit]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def recall(self, depth: int) -> float:
+        found = sum(1 for rank in self.ranks if rank is not None and rank <= depth)
+        return found / len(self.ranks) if self.ranks else 0.0
+
+    @property
+    def mrr(self) -> float:
+        total = sum(1.0 / rank for rank in self.ranks if rank is not None)
+        return total / len(self.ranks) if self.ranks else 0.0
+
+    @property
+    def covered_share(self) -> float:
+        return sum(self.covered) / len(self.covered) if self.covered else 0.0
+
+    @property
+    def offtopic_rejected(self) -> float:
+        if not self.offtopic_covered:
+            return 0.0
+        return sum(1 for covered in self.offtopic_covered if not covered) / len(
+            self.offtopic_covered
+        )
+
+
+def load_questions(path: Path) -> list[Question]:
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            questions.append(Question(raw["question"], raw["path"], raw.get("anchor")))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise SystemExit(f"{path}:{number}: not a question record: {exc}") from exc
+    return questions
+
+
+def load_offtopic(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def indexable_labels(source: Path, settings: Settings) -> set[tuple[str, str | None]]:
+    """(path without trailing slash, anchor) of every chunk the ingest makes from `source`.
+
+    A label missing here can never be found: its heading does not exist, or its section is so
+    short that the chunker merged it into the previous one (which keeps the previous anchor).
+    """
+    labels: set[tuple[str, str | None]] = set()
+    for key, file in iter_site_files(source):
+        if classify_key(key).format is None:
+            continue
+        try:
+            page = parse_document(key, file.read_bytes(), settings=settings)
+        except DocumentError:
+            continue
+        for chunk in chunk_page(
+            page,
+            target_tokens=settings.chunk_target_tokens,
+            max_tokens=settings.chunk_max_tokens,
+            overlap_tokens=settings.chunk_overlap_tokens,
+            min_tokens=settings.chunk_min_tokens,
+        ):
+            labels.add((chunk.path.rstrip("/"), chunk.anchor))
+    return labels
+
+
+def same_path(a: str, b: str) -> bool:
+    """Docusaurus serves `/docs/x` and `/docs/x/` alike; compare without the trailing slash."""
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def rank_of(question: Question, hits: Sequence[Hit]) -> int | None:
+    for rank, hit in enumerate(hits, start=1):
+        if same_path(hit.path, question.path) and hit.anchor == question.anchor:
+            return rank
+    return None
+
+
+def describe(hit: Hit) -> str:
+    return f"{hit.path}#{hit.anchor}" if hit.anchor else hit.path
+
+
+async def run_mode(
+    name: str,
+    retriever: Retriever,
+    questions: Sequence[Question],
+    offtopic: Sequence[str],
+    *,
+    index: DocsIndex,
+    embedder: DenseEmbedder | None,
+) -> ModeResult:
+    result = ModeResult(name)
+    started = time.perf_counter()
+    for question in questions:
+        retrieval = await retriever.retrieve(question.question, ())
+        result.ranks.append(rank_of(question, retrieval.hits))
+        result.covered.append(retrieval.covered)
+        result.top_hits.append(retrieval.hits[:3])
+    for text in offtopic:
+        retrieval = await retriever.retrieve(text, ())
+        result.offtopic_covered.append(retrieval.covered)
+    result.seconds = time.perf_counter() - started
+    # Diagnostics only (not timed): the same query straight against the index, uncapped.
+    for question in questions:
+        dense = await embedder.embed_query(question.question) if embedder is not None else None
+        raw = index.search(
+            sparse=retriever.sparse_query(question.question, []),
+            dense=dense,
+            limit=RAW_DEPTH,
+            prefetch_limit=RAW_DEPTH,
+        )
+        result.raw_ranks.append(rank_of(question, raw.hits))
+    return result
+
+
+def why_missed(rank: int | None, raw_rank: int | None) -> str:
+    if raw_rank is not None and raw_rank <= 5:
+        return f"fused rank {raw_rank} before the per-page cap: dropped by the cap"
+    if raw_rank is not None:
+        return f"fused rank {raw_rank}: other sections match the question's words better"
+    return f"not in the fused top {RAW_DEPTH}"
+
+
+def bench_settings(*, fake: FakeOpenAI, store: Path) -> Settings:
+    return load_settings(
+        openrouter_api_key=fake.api_key,
+        openrouter_base_url=fake.base_url,
+        qdrant_url=None,
+        qdrant_api_key=None,
+        qdrant_path=store,
+        collection_name="bench",
+    )
+
+
+def print_failures(questions: Sequence[Question], results: Sequence[ModeResult]) -> None:
+    for result in results:
+        misses = [
+            (question, hits)
+            for question, rank, hits in zip(questions, result.ranks, result.top_hits, strict=True)
+            if rank is None or rank > 1
+        ]
+        print(f"\n{result.name}: {len(misses)} question(s) not ranked first")
+        for question, hits in misses:
+            rank = result.ranks[questions.index(question)]
+            where = f"rank {rank}" if rank is not None else "not in results"
+            print(f"  - {question.question}")
+            print(f"      expected {question.label} ({where}); top: ", end="")
+            print(", ".join(describe(hit) for hit in hits) or "(nothing)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=REPO_ROOT / "docs",
+        help="docs folder or Docusaurus build folder to ingest (default: docs/)",
+    )
+    parser.add_argument("--questions", type=Path, default=BENCH_DIR / "questions.jsonl")
+    parser.add_argument("--offtopic", type=Path, default=BENCH_DIR / "offtopic.txt")
+    parser.add_argument(
+        "--show-failures",
+        action="store_true",
+        help="list every question whose section is not ranked first",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    questions = load_questions(args.questions)
+    offtopic = load_offtopic(args.offtopic)
+
+    with FakeOpenAI() as fake, tempfile.TemporaryDirectory(prefix="docsrag-bench-") as tmp:
+        settings = bench_settings(fake=fake, store=Path(tmp) / "qdrant")
+        client = build_qdrant_client(settings)
+        try:
+            index = DocsIndex(
+                client=client,
+                collection=settings.collection_name,
+                dense_dimensions=settings.embedding_dimensions,
+            )
+            index.ensure_collection()
+            encoder = BM25Encoder()
+            embedder = build_embedder(settings)
+            assert embedder is not None, "the fake server's key enables the embedder"
+            ingestor = Ingestor(index=index, encoder=encoder, embedder=embedder, settings=settings)
+
+            started = time.perf_counter()
+            summary = ingestor.sync_folder(args.source)
+            ingest_seconds = time.perf_counter() - started
+            again = ingestor.sync_folder(args.source)
+
+            bm25 = Retriever(index=index, encoder=encoder, embedder=None, settings=settings)
+            hybrid = Retriever(index=index, encoder=encoder, embedder=embedder, settings=settings)
+            results = [
+                asyncio.run(
+                    run_mode("BM25 only", bm25, questions, offtopic, index=index, embedder=None)
+                ),
+                asyncio.run(
+                    run_mode(
+                        "hybrid (fake dense)",
+                        hybrid,
+                        questions,
+                        offtopic,
+                        index=index,
+                        embedder=embedder,
+                    )
+                ),
+            ]
+        finally:
+            client.close()
+
+    source = args.source.resolve()
+    shown = source.relative_to(REPO_ROOT) if source.is_relative_to(REPO_ROOT) else source
+    print(f"Retrieval quality on {shown}")
+    print(
+        f"  ingest: {summary.added} pages, {summary.chunks_written} chunks, "
+        f"{summary.skipped} skipped, {summary.failed} failed, "
+        f"{summary.embedding_calls} embedding requests, {ingest_seconds:.1f} s"
+    )
+    print(
+        f"  re-ingest of the same folder: {again.unchanged} unchanged, "
+        f"{again.added + again.updated} written, {again.embedding_calls} embedding requests"
+    )
+    labels = indexable_labels(args.source, settings)
+    unreachable = [q for q in questions if (q.path.rstrip("/"), q.anchor) not in labels]
+    for question in unreachable:
+        print(f"  WARNING: no chunk carries the label {question.label} ({question.question})")
+    print(
+        f"  {len(questions)} labelled questions, {len(offtopic)} off-topic; "
+        f"top_k={settings.retrieval_top_k}, max {settings.retrieval_max_chunks_per_page} per page, "
+        f"floors dense={settings.dense_relevance_floor} terms={settings.sparse_relevance_floor}"
+    )
+    print(
+        "  NOTE: hybrid uses the loopback fake embedding server (vectors follow word overlap). "
+        "It is a stand-in that exercises\n"
+        "        the dense + RRF path, not a semantic model: its figures say nothing about a real "
+        "embedding model."
+    )
+    print()
+    header = (
+        f"{'mode':<22}{'recall@1':>10}{'recall@5':>10}{'MRR':>8}"
+        f"{'covered':>10}{'off-topic rejected':>20}{'time':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for result in results:
+        print(
+            f"{result.name:<22}{result.recall(1):>10.3f}{result.recall(5):>10.3f}"
+            f"{result.mrr:>8.3f}{result.covered_share:>10.3f}"
+            f"{result.offtopic_rejected:>20.3f}{result.seconds:>7.1f}s"
+        )
+    print(
+        "\ncovered: share of labelled questions judged covered by the docs; "
+        "off-topic rejected: share of off-topic questions judged not covered."
+    )
+    for result in results:
+        found = sum(1 for rank in result.raw_ranks if rank is not None and rank <= 5)
+        print(
+            f"{result.name}: recall@5 of the fused list before the per-page cap "
+            f"(RETRIEVAL_MAX_CHUNKS_PER_PAGE={settings.retrieval_max_chunks_per_page}): "
+            f"{found / len(questions):.3f}"
+        )
+
+    for result in results:
+        missed = [
+            (position, question)
+            for position, (question, rank) in enumerate(zip(questions, result.ranks, strict=True))
+            if rank is None or rank > 5
+        ]
+        if missed:
+            print(
+                f"\n{result.name}: labelled section not in the top 5 for {len(missed)} question(s)"
+            )
+            for position, question in missed:
+                rank = result.ranks[position]
+                hits = result.top_hits[position]
+                print(f"  - {question.question}")
+                print(
+                    f"      expected {question.label}"
+                    f" ({'rank ' + str(rank) if rank else 'not returned'}; "
+                    f"{why_missed(rank, result.raw_ranks[position])})"
+                )
+                print("      got: " + (", ".join(describe(hit) for hit in hits) or "(nothing)"))
+        uncovered = [
+            question.question
+            for question, covered in zip(questions, result.covered, strict=True)
+            if not covered
+        ]
+        if uncovered:
+            print(f"\n{result.name}: judged NOT covered although labelled ({len(uncovered)}):")
+            for text in uncovered:
+                print(f"  - {text}")
+        accepted = [
+            text for text, covered in zip(offtopic, result.offtopic_covered, strict=True) if covered
+        ]
+        if accepted:
+            print(f"\n{result.name}: off-topic questions judged covered ({len(accepted)}):")
+            for text in accepted:
+                print(f"  - {text}")
+    if args.show_failures:
+        print_failures(questions, results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
