@@ -8,7 +8,8 @@ only `DocsIndex.search` is timed (hybrid: one batch of fused + raw queries; spar
 
     .venv/bin/python bench/retrieval_latency.py [--sizes 1000 10000] [--queries 100] [--profile]
 
-Target: p95 <= 50 ms at 10k chunks.
+Target: p95 <= 50 ms at 10k chunks. Wall time suffers when other processes share the CPU; the
+process CPU time beside it is what the search itself costs (it runs on one thread).
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
 
+def summary(timings: list[float]) -> str:
+    return f"p50 {statistics.median(timings):7.1f} ms  p95 {percentile(timings, 95):7.1f} ms"
+
+
 def run(size: int, queries: int, profile: bool) -> None:
     rng = random.Random(size)
     words, weights = vocabulary()
@@ -117,20 +122,20 @@ def run(size: int, queries: int, profile: bool) -> None:
         for name, search in modes.items():
             search(questions[0], dense_queries[0].tolist())  # warm-up
             timings = []
+            cpu_timings = []
             profiler = cProfile.Profile() if profile else None
             for question, vector in zip(questions, dense_queries, strict=True):
                 dense = vector.tolist()
                 if profiler:
                     profiler.enable()
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 search(question, dense)
                 timings.append((time.perf_counter() - start) * 1000)
+                cpu_timings.append((time.process_time() - cpu_start) * 1000)
                 if profiler:
                     profiler.disable()
-            print(
-                f"{size:>6} chunks  {name:<11}  p50 {statistics.median(timings):7.1f} ms  "
-                f"p95 {percentile(timings, 95):7.1f} ms  max {max(timings):7.1f} ms"
-            )
+            line = f"wall {summary(timings)}  |  cpu {summary(cpu_timings)}"
+            print(f"{size:>6} chunks  {name:<11}  {line}")
             if profiler:
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(12)
         client.close()

@@ -1,6 +1,7 @@
 """Retrieval quality on the project's own docs: recall@1, recall@5 and MRR, BM25-only vs hybrid.
 
-    .venv/bin/python bench/retrieval_quality.py [--source docs] [--show-failures]
+    .venv/bin/python bench/retrieval_quality.py [--source docs|site/build] [--real-embeddings]
+                                                [--show-failures]
 
 Ingests `docs/` (or a Docusaurus build folder given with `--source`) into a temporary embedded
 Qdrant store, asks every question of `bench/questions.jsonl` twice (BM25 only, and hybrid dense +
@@ -11,7 +12,7 @@ judged "not covered".
 No API key and no network: dense vectors come from the loopback fake OpenAI-compatible server of
 the test suite (`tests/fakes/openai_server.py`), whose embeddings follow word overlap. It is a
 stand-in that exercises the hybrid code path, not a semantic model; hybrid figures here say
-nothing about a real embedding model.
+nothing about a real embedding model. `--real-embeddings` uses the configured endpoint instead.
 
 Settings come from the usual environment variables (RETRIEVAL_TOP_K, floors, chunk sizes...),
 except the model endpoint and the Qdrant location, which this script sets.
@@ -197,10 +198,16 @@ def why_missed(rank: int | None, raw_rank: int | None) -> str:
     return f"not in the fused top {RAW_DEPTH}"
 
 
-def bench_settings(*, fake: FakeOpenAI, store: Path) -> Settings:
+def bench_settings(*, fake: FakeOpenAI | None, store: Path) -> Settings:
+    """Settings for a throwaway embedded store; the fake server's endpoint unless `fake` is None
+    (then the configured OPENROUTER_* endpoint and EMBEDDING_* model)."""
+    endpoint: dict[str, object] = (
+        {"openrouter_api_key": fake.api_key, "openrouter_base_url": fake.base_url}
+        if fake is not None
+        else {}
+    )
     return load_settings(
-        openrouter_api_key=fake.api_key,
-        openrouter_base_url=fake.base_url,
+        **endpoint,
         qdrant_url=None,
         qdrant_api_key=None,
         qdrant_path=store,
@@ -235,6 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--questions", type=Path, default=BENCH_DIR / "questions.jsonl")
     parser.add_argument("--offtopic", type=Path, default=BENCH_DIR / "offtopic.txt")
     parser.add_argument(
+        "--real-embeddings",
+        action="store_true",
+        help="embed with the configured endpoint (OPENROUTER_API_KEY, EMBEDDING_MODEL) instead "
+        "of the fake server; costs about one embedding request per chunk batch and question",
+    )
+    parser.add_argument(
         "--show-failures",
         action="store_true",
         help="list every question whose section is not ranked first",
@@ -245,8 +258,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     questions = load_questions(args.questions)
     offtopic = load_offtopic(args.offtopic)
 
-    with FakeOpenAI() as fake, tempfile.TemporaryDirectory(prefix="docsrag-bench-") as tmp:
-        settings = bench_settings(fake=fake, store=Path(tmp) / "qdrant")
+    with (
+        FakeOpenAI() as fake,
+        tempfile.TemporaryDirectory(prefix="docsrag-bench-") as tmp,
+    ):
+        settings = bench_settings(
+            fake=None if args.real_embeddings else fake, store=Path(tmp) / "qdrant"
+        )
+        if not settings.llm_enabled:
+            raise SystemExit("--real-embeddings needs OPENROUTER_API_KEY (environment or .env)")
         client = build_qdrant_client(settings)
         try:
             index = DocsIndex(
@@ -267,13 +287,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             bm25 = Retriever(index=index, encoder=encoder, embedder=None, settings=settings)
             hybrid = Retriever(index=index, encoder=encoder, embedder=embedder, settings=settings)
+            hybrid_name = "hybrid (real dense)" if args.real_embeddings else "hybrid (fake dense)"
             results = [
                 asyncio.run(
                     run_mode("BM25 only", bm25, questions, offtopic, index=index, embedder=None)
                 ),
                 asyncio.run(
                     run_mode(
-                        "hybrid (fake dense)",
+                        hybrid_name,
                         hybrid,
                         questions,
                         offtopic,
@@ -306,12 +327,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"top_k={settings.retrieval_top_k}, max {settings.retrieval_max_chunks_per_page} per page, "
         f"floors dense={settings.dense_relevance_floor} terms={settings.sparse_relevance_floor}"
     )
-    print(
-        "  NOTE: hybrid uses the loopback fake embedding server (vectors follow word overlap). "
-        "It is a stand-in that exercises\n"
-        "        the dense + RRF path, not a semantic model: its figures say nothing about a real "
-        "embedding model."
-    )
+    if args.real_embeddings:
+        print(f"  dense vectors: {settings.embedding_model} via {settings.openrouter_base_url}")
+    else:
+        print(
+            "  NOTE: hybrid uses the loopback fake embedding server (vectors follow word overlap). "
+            "It is a stand-in that exercises\n"
+            "        the dense + RRF path, not a semantic model: its figures say nothing about a "
+            "real embedding model."
+        )
     print()
     header = (
         f"{'mode':<22}{'recall@1':>10}{'recall@5':>10}{'MRR':>8}"

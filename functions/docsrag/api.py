@@ -2,19 +2,20 @@
 
 Routes translate HTTP to the chat service and back; every error leaves as JSON
 `{"error": {"code", "message", "request_id"}}` with the right status and an `x-request-id` header.
+The ChatKit widget's routes (`POST /session`, `POST /chatkit`) live in `docsrag.chatkit.routes`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
+from chatkit.store import NotFoundError
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,6 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from docsrag.answering import ChatTurn
+from docsrag.chatkit.ratelimit import RateLimited
+from docsrag.chatkit.routes import chatkit_router, signing_keys
+from docsrag.chatkit.server import InputTooLarge, InvalidChatKitRequest
+from docsrag.chatkit.stores import StoreUnavailable
+from docsrag.chatkit.visitor import InvalidVisitorToken
 from docsrag.config import Settings, load_settings
 from docsrag.container import Container
 from docsrag.errors import DocsRagError, IndexUnavailable
@@ -125,12 +131,18 @@ def _request_id(request: Request) -> str:
     return uuid.uuid4().hex
 
 
-def _error(request: Request, status: int, code: str, message: str) -> JSONResponse:
+def _error(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     request_id = _request_id(request)
     return JSONResponse(
         status_code=status,
         content={"error": {"code": code, "message": message, "request_id": request_id}},
-        headers={REQUEST_ID_HEADER: request_id},
+        headers={REQUEST_ID_HEADER: request_id, **(headers or {})},
     )
 
 
@@ -159,7 +171,7 @@ def _trim_history(history: list[ChatTurn], settings: Settings) -> list[ChatTurn]
 
 
 def max_body_bytes(settings: Settings) -> int:
-    """Largest request body accepted: the message and history budgets in UTF-8, plus JSON framing."""
+    """Largest request body accepted: message and history budgets in UTF-8, plus JSON framing."""
     return 4 * (settings.max_message_chars + settings.max_history_chars) + 64 * 1024
 
 
@@ -207,7 +219,7 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["content-type", "authorization", "x-visitor-token", REQUEST_ID_HEADER],
-            expose_headers=[REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "retry-after"],
             max_age=600,
         )
 
@@ -219,6 +231,42 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         status, code, message = _describe_validation(exc)
         return _error(request, status, code, message)
+
+    @app.exception_handler(InvalidVisitorToken)
+    async def _invalid_visitor(request: Request, exc: InvalidVisitorToken) -> JSONResponse:
+        return _error(
+            request,
+            401,
+            "invalid_visitor_token",
+            "The visitor token is missing, invalid or expired. Get a new one from POST /session.",
+        )
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return _error(request, 404, "not_found", "No such thread or item.")
+
+    @app.exception_handler(InvalidChatKitRequest)
+    async def _invalid_chatkit(request: Request, exc: InvalidChatKitRequest) -> JSONResponse:
+        return _error(request, 400, "invalid_request", str(exc))
+
+    @app.exception_handler(InputTooLarge)
+    async def _too_large(request: Request, exc: InputTooLarge) -> JSONResponse:
+        return _error(request, 413, "payload_too_large", str(exc))
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+        headers = {"retry-after": str(exc.retry_after)}
+        return _error(request, 429, "rate_limited", str(exc), headers)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        logger.error("thread store unavailable: %s", exc, exc_info=exc)
+        return _error(
+            request,
+            503,
+            "store_unavailable",
+            "Conversations are unavailable right now. Please try again shortly.",
+        )
 
     @app.exception_handler(IndexUnavailable)
     async def _index_unavailable(request: Request, exc: IndexUnavailable) -> JSONResponse:
@@ -289,4 +337,13 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
             mode=result.mode,
         )
 
+    app.include_router(
+        chatkit_router(
+            settings=settings,
+            server=lambda: provider.get().chatkit_server(),
+            limiter=lambda: provider.get().rate_limiter(),
+            keys=signing_keys(settings),
+            max_body_bytes=body_limit,
+        )
+    )
     return app

@@ -2,17 +2,30 @@
 
 Everything that talks to the network is created here and handed to the domain objects, so tests can
 build a `Container` on a temporary embedded store and the loopback fake model server.
+
+The ChatKit parts (thread store, server, rate limiter) are built on first use: SQLite at
+`CHATKIT_SQLITE_PATH` locally, DynamoDB (one boto3 client, created once) when `THREADS_TABLE` is
+set.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from openai import AsyncOpenAI
 from qdrant_client import QdrantClient
 
 from docsrag.answering import Answerer
+from docsrag.chatkit.ratelimit import (
+    DynamoDBRateLimiter,
+    NoRateLimit,
+    RateLimiter,
+    SlidingWindowRateLimiter,
+)
+from docsrag.chatkit.server import DocsChatKitServer
+from docsrag.chatkit.stores import DynamoDBStore, SQLiteStore, VisitorScopedStore
 from docsrag.config import Settings
 from docsrag.embeddings import DenseEmbedder, build_embedder
 from docsrag.index import DocsIndex, build_qdrant_client
@@ -44,9 +57,14 @@ class Container:
     encoder: BM25Encoder
     embedder: DenseEmbedder | None
     chat_client: AsyncOpenAI | None
+    # boto3 DynamoDB client for THREADS_TABLE; created on first use unless handed in (tests).
+    dynamodb: Any = None
     retriever: Retriever = field(init=False)
     answerer: Answerer = field(init=False)
     chat: ChatService = field(init=False)
+    _chatkit_store: VisitorScopedStore | None = field(default=None, init=False, repr=False)
+    _chatkit_server: DocsChatKitServer | None = field(default=None, init=False, repr=False)
+    _rate_limiter: RateLimiter | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.retriever = Retriever(
@@ -58,7 +76,8 @@ class Container:
         )
 
     @classmethod
-    def build(cls, settings: Settings) -> Container:
+    def build(cls, settings: Settings, *, dynamodb: Any = None) -> Container:
+        """Everything from settings; `dynamodb` is a boto3 client to use for THREADS_TABLE."""
         qdrant = build_qdrant_client(settings)
         index = DocsIndex(
             client=qdrant,
@@ -79,6 +98,7 @@ class Container:
             encoder=BM25Encoder(),
             embedder=embedder,
             chat_client=build_chat_client(settings),
+            dynamodb=dynamodb,
         )
 
     def ingestor(self) -> Ingestor:
@@ -86,9 +106,58 @@ class Container:
             index=self.index, encoder=self.encoder, embedder=self.embedder, settings=self.settings
         )
 
+    # --- ChatKit (built on first use) -------------------------------------------------------------
+
+    def dynamodb_client(self) -> Any:
+        if self.dynamodb is None:
+            import boto3  # only the deployment (THREADS_TABLE) needs it
+
+            self.dynamodb = boto3.client("dynamodb")
+        return self.dynamodb
+
+    def chatkit_store(self) -> VisitorScopedStore:
+        if self._chatkit_store is None:
+            s = self.settings
+            if s.threads_table:
+                self._chatkit_store = DynamoDBStore(
+                    client=self.dynamodb_client(),
+                    table_name=s.threads_table,
+                    ttl_days=s.chatkit_ttl_days,
+                )
+            else:
+                self._chatkit_store = SQLiteStore(path=s.chatkit_sqlite_path)
+        return self._chatkit_store
+
+    def chatkit_server(self) -> DocsChatKitServer:
+        if self._chatkit_server is None:
+            self._chatkit_server = DocsChatKitServer(
+                store=self.chatkit_store(),
+                retriever=self.retriever,
+                answerer=self.answerer,
+                settings=self.settings,
+            )
+        return self._chatkit_server
+
+    def rate_limiter(self) -> RateLimiter:
+        if self._rate_limiter is None:
+            s = self.settings
+            limit = s.visitor_rate_limit_per_minute
+            if limit == 0:
+                self._rate_limiter = NoRateLimit()
+            elif s.threads_table:
+                self._rate_limiter = DynamoDBRateLimiter(
+                    client=self.dynamodb_client(), table_name=s.threads_table, limit=limit
+                )
+            else:
+                self._rate_limiter = SlidingWindowRateLimiter(limit=limit)
+        return self._rate_limiter
+
     @property
     def search_mode(self) -> str:
         return "hybrid" if self.embedder is not None else "bm25"
 
     def close(self) -> None:
+        if isinstance(self._chatkit_store, SQLiteStore):
+            self._chatkit_store.close()
+        self._chatkit_store = self._chatkit_server = None
         self.qdrant.close()

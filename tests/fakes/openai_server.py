@@ -76,6 +76,7 @@ class _State:
     failures: list[_Failure] = field(default_factory=list)
     slow_seconds: float = 0.0
     slow_remaining: int | None = None
+    slow_endpoint: Endpoint | None = None
     stream_breaks: list[_StreamBreak] = field(default_factory=list)
     reply: ReplyFunction | None = None
 
@@ -262,12 +263,16 @@ class FakeOpenAI:
         with self._lock:
             self._state.failures.append(_Failure(status, count, retry_after, body, endpoint))
 
-    def slow(self, seconds: float, *, count: int | None = None) -> None:
+    def slow(
+        self, seconds: float, *, count: int | None = None, endpoint: Endpoint | None = None
+    ) -> None:
         """Delay responses by `seconds` before any byte is sent (`count` requests, or all until
-        `slow(0)`)."""
+        `slow(0)`); only requests to `endpoint` when given (e.g. a fixed model latency with
+        instant embeddings: `slow(1.0, endpoint="chat")`)."""
         with self._lock:
             self._state.slow_seconds = seconds
             self._state.slow_remaining = count
+            self._state.slow_endpoint = endpoint
 
     def break_stream_after(
         self, n_chunks: int, *, mode: Literal["error", "drop"] = "error", count: int = 1
@@ -322,7 +327,7 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append(recorded)
             failure = self._take_failure(endpoint) if endpoint else None
-            delay = self._take_delay()
+            delay = self._take_delay(endpoint)
             reply = self._state.reply
 
         if delay and await self._wait(delay, request):
@@ -362,9 +367,11 @@ class FakeOpenAI:
                 return failure
         return None
 
-    def _take_delay(self) -> float:
+    def _take_delay(self, endpoint: Endpoint | None) -> float:
         state = self._state
         if state.slow_seconds <= 0:
+            return 0.0
+        if state.slow_endpoint is not None and endpoint != state.slow_endpoint:
             return 0.0
         delay = state.slow_seconds
         if state.slow_remaining is not None:

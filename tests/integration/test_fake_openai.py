@@ -160,6 +160,17 @@ def test_slow_response_runs_past_the_client_timeout(fake_openai: FakeOpenAI) -> 
         )
 
 
+def test_slow_can_delay_one_endpoint_only(fake_openai: FakeOpenAI) -> None:
+    fake_openai.slow(5, endpoint="chat")
+    client = client_for(fake_openai, timeout=0.3)
+
+    embedded = client.embeddings.create(model="e", input="still fast")
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+
+    assert len(embedded.data) == 1
+
+
 @pytest.mark.parametrize(
     ("mode", "error_type"),
     [("error", openai.APIError), ("drop", openai.APIConnectionError)],

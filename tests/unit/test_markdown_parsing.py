@@ -320,3 +320,46 @@ def test_windows_line_endings_and_jsx_images() -> None:
         "Dashboard screenshot",
         "```js\nconst a = 1;\nconst b = 2;\n```",
     ]
+
+
+@pytest.mark.parametrize(
+    ("markdown", "text"),
+    [
+        ("2 * 3 * 4 and snake_case_name", "2 * 3 * 4 and snake_case_name"),
+        ("a*b*c and foo**bar**baz", "abc and foobarbaz"),
+        ("**Note:** read _this_ and __that__", "Note: read this and that"),
+        ("See [the `build` command](/docs/cli#build).", "See the build command."),
+        ("![alt text](/img/x.png) and [ref link][ref]", "alt text and ref link"),
+        ("`` a ` b `` and ` padded `", "a ` b and padded"),
+        ("\\*not emphasis\\* and AT&amp;T", "*not emphasis* and AT&T"),
+        ("<b>tag</b> and <https://example.org>", "tag and https://example.org"),
+        ("~~strike~~ and __init__.py", "strike and init.py"),
+        ('[titled](/x "Title") and [*em* link](/y)', "titled and em link"),
+    ],
+)
+def test_inline_markdown_becomes_plain_text(markdown: str, text: str) -> None:
+    page = parse_markdown("x.md", f"{markdown}\n\n[ref]: https://example.org\n")
+    assert page.sections[0].blocks[0].text == text
+
+
+def test_tables_anywhere_and_mdx_comments_in_code_kept() -> None:
+    text = (
+        "Intro.\n"
+        "| Style | Syntax |\n"
+        "| :-- | --: |\n"
+        "| JSX | `{/* ... */}` |\n"
+        "| Pipe | `a \\| b` |\n"
+        "| Short |\n"
+        "## Next\n\n"
+        "- Item with a table:\n\n"
+        "  | A | B |\n"
+        "  | - | - |\n"
+        "  | 1 | 2 |\n"
+    )
+    page = parse_markdown("x.mdx", text)
+    assert [b.text for b in page.sections[0].blocks] == [
+        "Intro.",
+        "Style | Syntax\nJSX | {/* ... */}\nPipe | a | b\nShort |",
+    ]
+    assert page.sections[1].anchor == "next"
+    assert page.sections[1].blocks[0].text == "- Item with a table:\n  A | B\n  1 | 2"

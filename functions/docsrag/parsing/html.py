@@ -444,7 +444,7 @@ def _table_text(node: LexborNode) -> str:
     for row in node.css("tr"):
         cells = [squash(cell.text(deep=True)) for cell in row.iter() if cell.tag in ("td", "th")]
         if any(cells):
-            rows.append(" | ".join(cells))
+            rows.append(" | ".join(cells).rstrip())
     return "\n".join(rows)
 
 

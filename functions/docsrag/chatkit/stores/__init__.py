@@ -5,6 +5,7 @@ Both implement chatkit's `Store[RequestContext]` with the same contract (see `ba
 """
 
 from docsrag.chatkit.stores.base import (
+    MAX_FEEDBACK_ITEMS,
     MAX_PAGE_SIZE,
     MAX_RECORD_BYTES,
     RecordTooLarge,
@@ -17,6 +18,7 @@ from docsrag.chatkit.stores.sqlite import DEFAULT_SQLITE_PATH, SQLiteStore
 
 __all__ = [
     "DEFAULT_SQLITE_PATH",
+    "MAX_FEEDBACK_ITEMS",
     "MAX_PAGE_SIZE",
     "MAX_RECORD_BYTES",
     "DynamoDBStore",

@@ -9,6 +9,7 @@ the same schema. Records (the visitor id never contains `#`, so keys cannot be c
     thread metadata  THREAD#<visitor>#<thread>   META                          body, list_sk
     thread item      THREAD#<visitor>#<thread>   ITEM#<created_at>#<item>      body
     item id index    THREAD#<visitor>#<thread>   IDX#<item>                    item_sk
+    item feedback    THREAD#<visitor>#<thread>   FEEDBACK#<item>               kind, updated_at
 
 Every record also carries `expires_at` when a TTL is configured.
 
@@ -36,19 +37,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from chatkit.store import NotFoundError
-from chatkit.types import Page, ThreadItem, ThreadMetadata
+from chatkit.types import FeedbackKind, Page, ThreadItem, ThreadMetadata
 
 from docsrag.chatkit.context import RequestContext
 from docsrag.chatkit.stores.base import (
     RecordTooLarge,
+    StoreError,
     StoreUnavailable,
     VisitorScopedStore,
     build_page,
+    check_feedback_items,
     dump_item,
     dump_thread,
     is_ascending,
@@ -344,6 +347,7 @@ class DynamoDBStore(VisitorScopedStore):
                     [
                         self._delete(pk, index["item_sk"]["S"]),
                         self._delete(pk, f"IDX#{item_id}"),
+                        self._delete(pk, f"FEEDBACK#{item_id}"),
                         self._check_thread(pk, now),
                     ]
                 )
@@ -351,6 +355,65 @@ class DynamoDBStore(VisitorScopedStore):
                 raise NotFoundError(f"thread {thread_id} not found") from exc
 
         await self._run(run)
+
+    # --- feedback -------------------------------------------------------------------------------
+
+    async def save_feedback(
+        self,
+        thread_id: str,
+        item_ids: Sequence[str],
+        kind: FeedbackKind,
+        context: RequestContext,
+    ) -> None:
+        """One transaction: the thread and every item must be live, or nothing is written."""
+        require_known_id(thread_id, what="thread")
+        check_feedback_items(item_ids)
+        for item_id in item_ids:
+            require_known_id(item_id, what="item")
+        visitor = context.visitor_id
+        pk = _thread_pk(visitor, thread_id)
+
+        def run() -> None:
+            now = self._now()
+            meta = self._require_meta(visitor, thread_id, now)
+            expires = meta.get(TTL_ATTRIBUTE)
+            extra = {TTL_ATTRIBUTE: expires} if expires is not None else {}
+            actions = [self._check_thread(pk, now)]
+            for item_id in dict.fromkeys(item_ids):
+                record = {
+                    "pk": _s(pk),
+                    "sk": _s(f"FEEDBACK#{item_id}"),
+                    "kind": _s(kind),
+                    "updated_at": _n(now),
+                    **extra,
+                }
+                actions += [self._check(pk, f"IDX#{item_id}", now), self._put(record)]
+            try:
+                self._transact(actions)
+            except _Cancelled as exc:
+                raise NotFoundError(f"thread {thread_id} or one of its items not found") from exc
+
+        await self._run(run)
+
+    async def load_feedback(
+        self, thread_id: str, context: RequestContext
+    ) -> dict[str, FeedbackKind]:
+        require_known_id(thread_id, what="thread")
+        visitor = context.visitor_id
+        pk = _thread_pk(visitor, thread_id)
+
+        def run() -> dict[str, FeedbackKind]:
+            now = self._now()
+            self._require_meta(visitor, thread_id, now)
+            records = self._query(
+                pk, "FEEDBACK#", ascending=True, start_sk=None, count=10_000, now=now
+            )
+            return {
+                record["sk"]["S"].removeprefix("FEEDBACK#"): _feedback_kind(record["kind"]["S"])
+                for record in records
+            }
+
+        return await self._run(run)
 
     async def _put_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         """Insert, or replace in place: a replaced item keeps its position in the thread."""
@@ -559,6 +622,14 @@ def _n(value: int) -> dict[str, str]:
 def _live(record: Record, now: int) -> bool:
     expires = record.get(TTL_ATTRIBUTE)
     return expires is None or int(expires["N"]) > now
+
+
+def _feedback_kind(value: str) -> FeedbackKind:
+    if value == "positive":
+        return "positive"
+    if value == "negative":
+        return "negative"
+    raise StoreError(f"a stored feedback kind is neither positive nor negative: {value!r}")
 
 
 def _error_code(exc: Any) -> str:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, TypeVar
 
 from chatkit.store import NotFoundError
-from chatkit.types import Page, ThreadItem, ThreadMetadata
+from chatkit.types import FeedbackKind, Page, ThreadItem, ThreadMetadata
 
 from docsrag.chatkit.context import RequestContext
 from docsrag.chatkit.stores.base import (
@@ -25,6 +26,7 @@ from docsrag.chatkit.stores.base import (
     StoreUnavailable,
     VisitorScopedStore,
     build_page,
+    check_feedback_items,
     dump_item,
     dump_thread,
     is_ascending,
@@ -56,6 +58,14 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (visitor_id, thread_id, item_id)
 );
 CREATE INDEX IF NOT EXISTS items_by_time ON items (visitor_id, thread_id, sort_key, item_id);
+CREATE TABLE IF NOT EXISTS feedback (
+    visitor_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    kind TEXT NOT NULL,          -- "positive" | "negative", the latest given
+    updated_at REAL NOT NULL,    -- epoch seconds
+    PRIMARY KEY (visitor_id, thread_id, item_id)
+);
 """
 
 T = TypeVar("T")
@@ -148,6 +158,7 @@ class SQLiteStore(VisitorScopedStore):
                 if not deleted:
                     raise NotFoundError(f"thread {thread_id} not found")
                 conn.execute("DELETE FROM items WHERE visitor_id = ? AND thread_id = ?", key)
+                conn.execute("DELETE FROM feedback WHERE visitor_id = ? AND thread_id = ?", key)
 
         await self._run(run)
 
@@ -220,12 +231,67 @@ class SQLiteStore(VisitorScopedStore):
         def run(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
                 _require_thread(conn, context.visitor_id, thread_id)
+                key = (context.visitor_id, thread_id, item_id)
                 conn.execute(
-                    "DELETE FROM items WHERE visitor_id = ? AND thread_id = ? AND item_id = ?",
-                    (context.visitor_id, thread_id, item_id),
+                    "DELETE FROM items WHERE visitor_id = ? AND thread_id = ? AND item_id = ?", key
+                )
+                conn.execute(
+                    "DELETE FROM feedback WHERE visitor_id = ? AND thread_id = ? AND item_id = ?",
+                    key,
                 )
 
         await self._run(run)
+
+    # --- feedback -------------------------------------------------------------------------------
+
+    async def save_feedback(
+        self,
+        thread_id: str,
+        item_ids: Sequence[str],
+        kind: FeedbackKind,
+        context: RequestContext,
+    ) -> None:
+        require_known_id(thread_id, what="thread")
+        check_feedback_items(item_ids)
+        for item_id in item_ids:
+            require_known_id(item_id, what="item")
+        now = time.time()
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _require_thread(conn, context.visitor_id, thread_id)
+                for item_id in dict.fromkeys(item_ids):
+                    key = (context.visitor_id, thread_id, item_id)
+                    row = conn.execute(
+                        "SELECT 1 FROM items"
+                        " WHERE visitor_id = ? AND thread_id = ? AND item_id = ?",
+                        key,
+                    ).fetchone()
+                    if row is None:
+                        raise NotFoundError(f"item {item_id} not found in thread {thread_id}")
+                    conn.execute(
+                        "INSERT INTO feedback (visitor_id, thread_id, item_id, kind, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (visitor_id, thread_id, item_id)"
+                        " DO UPDATE SET kind = excluded.kind, updated_at = excluded.updated_at",
+                        (*key, kind, now),
+                    )
+
+        await self._run(run)
+
+    async def load_feedback(
+        self, thread_id: str, context: RequestContext
+    ) -> dict[str, FeedbackKind]:
+        require_known_id(thread_id, what="thread")
+
+        def run(conn: sqlite3.Connection) -> dict[str, FeedbackKind]:
+            _require_thread(conn, context.visitor_id, thread_id)
+            rows = conn.execute(
+                "SELECT item_id, kind FROM feedback WHERE visitor_id = ? AND thread_id = ?",
+                (context.visitor_id, thread_id),
+            )
+            return {item_id: _feedback_kind(kind) for item_id, kind in rows}
+
+        return await self._run(run)
 
     async def _put_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         """Insert, or replace in place: a replaced item keeps its position in the thread."""
@@ -270,6 +336,14 @@ class SQLiteStore(VisitorScopedStore):
                 return fn(self._conn)
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"the SQLite store at {self._path} failed: {exc}") from exc
+
+
+def _feedback_kind(value: str) -> FeedbackKind:
+    if value == "positive":
+        return "positive"
+    if value == "negative":
+        return "negative"
+    raise StoreError(f"a stored feedback kind is neither positive nor negative: {value!r}")
 
 
 def _require_thread(conn: sqlite3.Connection, visitor_id: str, thread_id: str) -> None:
