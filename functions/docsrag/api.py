@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
@@ -21,7 +21,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docsrag.answering import ChatTurn
 from docsrag.chatkit.ratelimit import RateLimited
@@ -175,6 +176,44 @@ def max_body_bytes(settings: Settings) -> int:
     return 4 * (settings.max_message_chars + settings.max_history_chars) + 64 * 1024
 
 
+class RequestContextMiddleware:
+    """Gives every request an id (echoed in `x-request-id`) and refuses bodies over the limit.
+
+    Plain ASGI rather than `@app.middleware("http")`: Starlette's `BaseHTTPMiddleware` relays
+    every chunk of a streamed response through an extra memory stream, a real cost for the
+    ChatKit event streams.
+    """
+
+    def __init__(self, app: ASGIApp, *, body_limit: int) -> None:
+        self.app = app
+        self.body_limit = body_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        request_id = _request_id(request)
+        request.state.request_id = request_id
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.body_limit:
+            response = _error(
+                request,
+                413,
+                "payload_too_large",
+                f"The request body is {int(length)} bytes; the limit is {self.body_limit} bytes.",
+            )
+            await response(scope, receive, send)
+            return
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
 # --- App factory ------------------------------------------------------------------------------
 
 
@@ -196,22 +235,7 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
     app.state.provider = provider
     body_limit = max_body_bytes(settings)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = _request_id(request)
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > body_limit:
-            return _error(
-                request,
-                413,
-                "payload_too_large",
-                f"The request body is {int(length)} bytes; the limit is {body_limit} bytes.",
-            )
-        response = await call_next(request)
-        response.headers[REQUEST_ID_HEADER] = request.state.request_id
-        return response
+    app.add_middleware(RequestContextMiddleware, body_limit=body_limit)
 
     if not settings.cors_via_gateway:
         app.add_middleware(

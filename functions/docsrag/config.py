@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     site_url: str = "http://localhost:3000"
     # Docusaurus `routeBasePath` of the docs plugin: Markdown sources map to /<this>/<slug>.
     docs_route_base_path: str = "docs"
+    # The S3 bucket the site is synced to (reconcile lists it; events name their own bucket).
+    docs_bucket: str | None = None
     # Key prefix of the site inside the S3 bucket (e.g. `site/`); keys outside it are ignored.
     key_prefix: str = ""
     cors_origins: CommaList = Field(default_factory=lambda: ["http://localhost:3000"])

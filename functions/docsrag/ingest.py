@@ -186,6 +186,15 @@ class Ingestor:
             logger.info("deleted %s (%d chunks)", source_key, removed)
         return removed > 0
 
+    def indexed_version(self, source_key: str) -> str | None:
+        """The `version` stored with a page (None when unknown or not indexed)."""
+        state = self._index.page_state(source_key)
+        return state.version if state is not None else None
+
+    def indexed_versions(self) -> dict[str, str | None]:
+        """Every indexed page's stored `version`, by key (one scroll)."""
+        return {key: state.version for key, state in self._index.page_states().items()}
+
     def content_hash(self, chunks: Sequence[Chunk]) -> str:
         """Identity of what a page's points hold; equal hashes need no new write."""
         digest = hashlib.sha256()

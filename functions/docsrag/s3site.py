@@ -15,14 +15,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from docsrag import telemetry
 from docsrag.config import Settings
-from docsrag.errors import DocsRagError, DocumentError
+from docsrag.errors import ConfigError, DocsRagError, DocumentError
 from docsrag.models import IngestSummary
 from docsrag.parsing import classify_key
 
@@ -78,6 +79,29 @@ class ObjectChange:
     sequencer: str | None
     etag: str | None
     size: int | None
+
+
+EventKind = Literal["sqs", "s3", "reconcile"]
+
+
+def event_kind(event: object) -> EventKind:
+    """What an ingest Lambda event is; anything else raises `S3EventError` naming what it saw."""
+    if not isinstance(event, Mapping):
+        raise S3EventError(f"event is a JSON {type(event).__name__}, not an object")
+    if event.get("action") == "reconcile":
+        return "reconcile"
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], Mapping):
+        source = records[0].get("eventSource")
+        if source == "aws:sqs":
+            return "sqs"
+        if source == "aws:s3":
+            return "s3"
+    keys = sorted(event)[:5]
+    raise S3EventError(
+        f"unsupported ingest event (keys: {keys}); expected SQS records, S3 records or "
+        '{"action": "reconcile"}'
+    )
 
 
 def parse_notification(body: Mapping[str, Any] | str) -> list[ObjectChange]:
@@ -234,9 +258,9 @@ class Ingestor(Protocol):
 class S3Sync:
     """Applies bucket changes to the index, converging on the bucket's current state."""
 
-    def __init__(self, *, ingestor: Ingestor, site: S3Site, settings: Settings) -> None:
+    def __init__(self, *, ingestor: Ingestor, s3: S3Client, settings: Settings) -> None:
         self._ingestor = ingestor
-        self._site = site
+        self._s3 = s3
         self._settings = settings
 
     def source_key(self, key: str) -> str | None:
@@ -254,10 +278,12 @@ class S3Sync:
         info = classify_key(source_key)
         if info.format is None:
             return ChangeResult(change.key, "ignored", info.reason)
-        return self._sync_key(change.key, source_key)
+        return self._sync_key(S3Site(s3=self._s3, bucket=change.bucket), change.key, source_key)
 
-    def _sync_key(self, key: str, source_key: str, known: ObjectInfo | None = None) -> ChangeResult:
-        current = known or self._site.head(key)
+    def _sync_key(
+        self, site: S3Site, key: str, source_key: str, known: ObjectInfo | None = None
+    ) -> ChangeResult:
+        current = known or site.head(key)
         if current is None:
             deleted = self._ingestor.delete_document(source_key)
             return ChangeResult(key, "deleted" if deleted else "unchanged", "object is gone")
@@ -270,7 +296,7 @@ class S3Sync:
             return ChangeResult(key, "skipped", reason)
         if current.etag and self._ingestor.indexed_version(source_key) == current.etag:
             return ChangeResult(key, "unchanged", "same ETag already indexed")
-        data = self._site.read(key, max_bytes=self._settings.max_document_bytes)
+        data = site.read(key, max_bytes=self._settings.max_document_bytes)
         if data is None:  # deleted between HEAD and GET
             deleted = self._ingestor.delete_document(source_key)
             return ChangeResult(key, "deleted" if deleted else "unchanged", "object is gone")
@@ -287,18 +313,52 @@ class S3Sync:
             embedding_calls=outcome.embedding_calls,
         )
 
-    def reconcile(self) -> IngestSummary:
+    def apply_notification(self, body: str) -> list[ChangeResult]:
+        """Apply one SQS message's S3 notification. Malformed bodies and transient failures raise
+        (the message is retried, then kept in the dead-letter queue); unreadable objects are
+        skipped with a logged reason."""
+        results = []
+        for change in parse_notification(body):
+            result = self.apply(change)
+            _record(result)
+            results.append(result)
+        return results
+
+    def apply_direct(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a direct S3 notification event; returns a summary for the invoker."""
+        summary = IngestSummary()
+        for change in parse_notification(event):
+            result = self.apply(change)
+            _record(result)
+            _count(summary, result)
+        return asdict(summary)
+
+    def reconcile_report(self) -> dict[str, Any]:
+        """`reconcile` on the configured bucket, as a JSON-ready summary."""
+        bucket = self._settings.docs_bucket
+        if not bucket:
+            raise ConfigError("DOCS_BUCKET: reconcile needs the name of the docs bucket")
+        summary = self.reconcile(bucket=bucket)
+        for status in ("added", "updated", "unchanged", "deleted", "skipped"):
+            telemetry.count(f"Pages{status.capitalize()}", getattr(summary, status))
+        telemetry.count("ChunksWritten", summary.chunks_written)
+        telemetry.count("EmbeddingCalls", summary.embedding_calls)
+        logger.info("reconciled", extra={"bucket": bucket, "summary": asdict(summary)})
+        return {"bucket": bucket, **asdict(summary)}
+
+    def reconcile(self, *, bucket: str) -> IngestSummary:
         """Full sync: index new and changed objects, delete pages no longer in the bucket."""
+        site = S3Site(s3=self._s3, bucket=bucket)
         summary = IngestSummary()
         prefix = self._settings.key_prefix_with_slash
         present: set[str] = set()
-        for obj in self._site.list_objects(prefix=prefix):
+        for obj in site.list_objects(prefix=prefix):
             source_key = self.source_key(obj.key)
             if source_key is None or classify_key(source_key).format is None:
                 continue
             present.add(source_key)
             try:
-                result = self._sync_key(obj.key, source_key, known=obj)
+                result = self._sync_key(site, obj.key, source_key, known=obj)
             except DocsRagError as exc:
                 summary.failed += 1
                 summary.failures[source_key] = str(exc)
@@ -311,6 +371,37 @@ class S3Sync:
             if self._ingestor.delete_document(source_key):
                 summary.deleted += 1
         return summary
+
+
+def _record(result: ChangeResult) -> None:
+    """Log one applied change and count it in the metrics."""
+    if result.status != "ignored":
+        telemetry.count(f"Pages{result.status.capitalize()}")
+        telemetry.count("ChunksWritten", result.chunks)
+        telemetry.count("EmbeddingCalls", result.embedding_calls)
+    logger.info(
+        "s3 change applied",
+        extra={"key": result.key, "status": result.status, "reason": result.reason},
+    )
+
+
+def build_s3_sync(*, settings: Settings, s3: S3Client) -> S3Sync:
+    """The ingest pipeline for Lambda: Qdrant, BM25, embeddings, built once per container."""
+    from docsrag.embeddings import build_embedder
+    from docsrag.index import DocsIndex, build_qdrant_client
+    from docsrag.ingest import Ingestor
+    from docsrag.sparse import BM25Encoder
+
+    index = DocsIndex(
+        client=build_qdrant_client(settings),
+        collection=settings.collection_name,
+        dense_dimensions=settings.embedding_dimensions,
+    )
+    index.ensure_collection()
+    ingestor = Ingestor(
+        index=index, encoder=BM25Encoder(), embedder=build_embedder(settings), settings=settings
+    )
+    return S3Sync(ingestor=ingestor, s3=s3, settings=settings)
 
 
 def _count(summary: IngestSummary, result: ChangeResult) -> None:

@@ -74,8 +74,10 @@ import_check() {
   local function=$1 handler_module=$2
   shift 2
   local code=.aws-sam/build/${function}Function layer=.aws-sam/build/${function}DependenciesLayer/python
-  PYTHONPATH="$code:$layer" AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
-    AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= AWS_SESSION_TOKEN= \
+  # No credentials: an import must not reach AWS (nor, by accident, a real account).
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
+    AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
+    AWS_DEFAULT_REGION=us-east-1 PYTHONPATH="$code:$layer" \
     timeout 120 python3.12 -S -B - "$function" "$code" "$handler_module" "$@" <<'PY'
 import importlib
 import pathlib

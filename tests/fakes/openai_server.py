@@ -140,9 +140,7 @@ def _message_text(message: Mapping[str, Any]) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            str(part.get("text", "")) for part in content if isinstance(part, Mapping)
-        )
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
     return ""
 
 
@@ -157,6 +155,7 @@ class FakeOpenAI:
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._state = _State()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
@@ -289,6 +288,18 @@ class FakeOpenAI:
         with self._lock:
             return [request for request in self.requests if request.path == path]
 
+    def wait_for_request(
+        self, endpoint: Endpoint, *, count: int = 1, timeout: float = 10.0
+    ) -> bool:
+        """Block until `count` requests reached `endpoint` (they may still be delayed by `slow`);
+        False on timeout. From async code: `await asyncio.to_thread(fake.wait_for_request, ...)`."""
+        path = _ENDPOINT_PATHS[endpoint]
+        with self._arrived:
+            return self._arrived.wait_for(
+                lambda: sum(request.path == path for request in self.requests) >= count,
+                timeout=timeout,
+            )
+
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return self.requests_to("chat")
@@ -326,6 +337,7 @@ class FakeOpenAI:
         endpoint = _PATH_ENDPOINTS.get(path)
         with self._lock:
             self.requests.append(recorded)
+            self._arrived.notify_all()
             failure = self._take_failure(endpoint) if endpoint else None
             delay = self._take_delay(endpoint)
             reply = self._state.reply

@@ -438,9 +438,7 @@ async def test_retrying_a_question_replaces_its_answer(sqlite_env: Env) -> None:
     assert answer.item.id != first_items[1]["id"]
 
 
-async def test_feedback_is_stored_and_counted(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_feedback_is_stored_and_counted(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METRICS_ENABLED", "1")
     telemetry.metrics.clear_metrics()
     alice = await env.visitor()
@@ -477,7 +475,7 @@ async def test_feedback_is_stored_and_counted(
     telemetry.metrics.clear_metrics()
 
 
-# --- Visitors and tokens ----------------------------------------------------------------------------
+# --- Visitors and tokens --------------------------------------------------------------------------
 
 
 async def test_visitors_never_see_or_touch_each_others_threads(env: Env) -> None:
@@ -635,9 +633,7 @@ async def test_a_turn_abandoned_mid_answer_still_leaves_an_answer(sqlite_env: En
 
     # WHEN the client goes away while the model is working
     consumer = asyncio.create_task(consume())
-    deadline = time.monotonic() + 10
-    while sqlite_env.fake.chat_calls == 0 and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    assert await asyncio.to_thread(sqlite_env.fake.wait_for_request, "chat")
     consumer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await consumer
@@ -653,7 +649,7 @@ async def test_a_turn_abandoned_mid_answer_still_leaves_an_answer(sqlite_env: En
     check_annotations(answer, indexed_urls(sqlite_env.container))
 
 
-# --- Bad requests and limits ------------------------------------------------------------------------
+# --- Bad requests and limits ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -731,7 +727,7 @@ async def test_a_visitor_over_the_rate_limit_gets_429(
     assert bob_thread
 
 
-# --- Through the Lambda handler ---------------------------------------------------------------------
+# --- Through the Lambda handler -------------------------------------------------------------------
 
 
 @pytest.fixture

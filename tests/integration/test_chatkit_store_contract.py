@@ -505,6 +505,75 @@ async def test_attachments_are_not_supported(store: VisitorScopedStore) -> None:
         await store.save_attachment(attachment, ALICE)
 
 
+# --- feedback -----------------------------------------------------------------------------------
+
+
+async def test_feedback_is_kept_per_item_and_the_latest_wins(store: VisitorScopedStore) -> None:
+    thread = await saved_thread(store)
+    first = assistant_message(store, thread, "first answer", second=1)
+    second = assistant_message(store, thread, "second answer", second=2)
+    for item in (first, second):
+        await store.add_thread_item(thread.id, item, ALICE)
+
+    await store.save_feedback(thread.id, [first.id, second.id], "negative", ALICE)
+    await store.save_feedback(thread.id, [second.id], "positive", ALICE)
+
+    assert await store.load_feedback(thread.id, ALICE) == {
+        first.id: "negative",
+        second.id: "positive",
+    }
+    # Feedback does not show up as a thread item.
+    page = await store.load_thread_items(thread.id, None, 10, "asc", ALICE)
+    assert [item.id for item in page.data] == [first.id, second.id]
+
+
+async def test_feedback_on_a_missing_item_saves_nothing(store: VisitorScopedStore) -> None:
+    thread = await saved_thread(store)
+    answer = assistant_message(store, thread, "answer", second=1)
+    await store.add_thread_item(thread.id, answer, ALICE)
+
+    with pytest.raises(NotFoundError):
+        await store.save_feedback(thread.id, [answer.id, "msg_missing"], "positive", ALICE)
+    with pytest.raises(NotFoundError):
+        await store.save_feedback("thr_missing", [answer.id], "positive", ALICE)
+    with pytest.raises(ValueError):
+        await store.save_feedback(thread.id, [], "positive", ALICE)
+
+    assert await store.load_feedback(thread.id, ALICE) == {}
+
+
+async def test_feedback_leaves_with_its_item_and_thread(store: VisitorScopedStore) -> None:
+    thread = await saved_thread(store)
+    kept = assistant_message(store, thread, "kept", second=1)
+    dropped = assistant_message(store, thread, "dropped", second=2)
+    for item in (kept, dropped):
+        await store.add_thread_item(thread.id, item, ALICE)
+    await store.save_feedback(thread.id, [kept.id, dropped.id], "positive", ALICE)
+
+    await store.delete_thread_item(thread.id, dropped.id, ALICE)
+    assert await store.load_feedback(thread.id, ALICE) == {kept.id: "positive"}
+
+    await store.delete_thread(thread.id, ALICE)
+    with pytest.raises(NotFoundError):
+        await store.load_feedback(thread.id, ALICE)
+    await store.save_thread(thread, ALICE)  # the same id again starts without feedback
+    assert await store.load_feedback(thread.id, ALICE) == {}
+
+
+async def test_feedback_is_scoped_to_the_visitor(store: VisitorScopedStore) -> None:
+    thread = await saved_thread(store, 1, ALICE)
+    answer = assistant_message(store, thread, "Alice's answer", second=1)
+    await store.add_thread_item(thread.id, answer, ALICE)
+    await store.save_feedback(thread.id, [answer.id], "positive", ALICE)
+
+    with pytest.raises(NotFoundError):
+        await store.save_feedback(thread.id, [answer.id], "negative", BOB)
+    with pytest.raises(NotFoundError):
+        await store.load_feedback(thread.id, BOB)
+
+    assert await store.load_feedback(thread.id, ALICE) == {answer.id: "positive"}
+
+
 # --- isolation ----------------------------------------------------------------------------------
 
 

@@ -238,7 +238,8 @@ async def test_and_for_yarn_follows_the_install_question(site: Site) -> None:
 
     result = await retriever(site, hybrid=False).retrieve("and with yarn?", history)
 
-    assert (result.hits[0].path, result.hits[0].anchor) == ("/docs/installation", "install-with-yarn")
+    top = result.hits[0]
+    assert (top.path, top.anchor) == ("/docs/installation", "install-with-yarn")
 
 
 async def test_a_new_question_is_not_pulled_towards_the_old_topic(site: Site) -> None:

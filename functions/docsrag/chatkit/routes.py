@@ -119,7 +119,7 @@ def chatkit_router(
         if isinstance(parsed, ANSWERING_REQUESTS):
             await limiter().acquire(context.visitor_id)
         await chat_server.preflight(parsed, context)
-        result = await chat_server.process(body, context)
+        result = await chat_server.process_request(parsed, context)
         if isinstance(result, StreamingResult):
             stream = await started_stream(result.json_events)
             return StreamingResponse(

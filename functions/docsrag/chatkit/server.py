@@ -43,7 +43,7 @@ from typing import Final, cast
 import openai
 from agents import AgentsException, Runner, RunResultStreaming, StreamEvent
 from chatkit.agents import AgentContext, stream_agent_response
-from chatkit.server import ChatKitServer
+from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import (
     Annotation,
     AssistantMessageContent,
@@ -75,6 +75,7 @@ from chatkit.types import (
     UserMessageTagContent,
     UserMessageTextContent,
     WorkflowItem,
+    is_streaming_req,
 )
 from pydantic import TypeAdapter, ValidationError
 
@@ -348,6 +349,24 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         limit = self._settings.max_message_chars
         if len(text) > limit:
             raise InputTooLarge(f"The message is {len(text)} characters; the limit is {limit}.")
+
+    async def process(
+        self, request: str | bytes | bytearray, context: RequestContext
+    ) -> StreamingResult | NonStreamingResult:
+        return await self.process_request(_REQUEST_ADAPTER.validate_json(request), context)
+
+    async def process_request(
+        self, request: ChatKitReq, context: RequestContext
+    ) -> StreamingResult | NonStreamingResult:
+        """`process` for a request already parsed (by `parse_request`).
+
+        chatkit 1.6.5's `process` builds a new `TypeAdapter(ChatKitReq)` on every call, about
+        10 ms of schema generation per request; this reuses one. It dispatches exactly as
+        `ChatKitServer.process` does, to the same (private) handlers.
+        """
+        if is_streaming_req(request):
+            return StreamingResult(self._process_streaming(request, context))
+        return NonStreamingResult(await self._process_non_streaming(request, context))
 
     async def preflight(self, request: ChatKitReq, context: RequestContext) -> None:
         """Checks chatkit would only make while streaming (after the 200 went out)."""

@@ -1,0 +1,356 @@
+"""Load on `POST /chatkit`: concurrent visitors each holding a multi-turn conversation.
+
+The app runs under uvicorn in a subprocess on loopback (SQLite thread store, embedded Qdrant with
+this repository's docs/ ingested), against the fake OpenRouter server (tests/fakes) in this process
+with a fixed model latency: every chat completion waits `--llm-latency` seconds before its first
+byte; embeddings answer at once. Each visitor gets a token from `/session`, then asks its questions
+one after the other (`threads.create`, then `threads.add_user_message`), reading each streamed
+answer to the end.
+
+Reported per turn: end-to-end latency (request sent -> last byte of the stream), and the overhead
+above the model latency (end-to-end minus `--llm-latency`): retrieval, the thread store, the agent,
+ChatKit's event stream and HTTP. Errors are non-200 answers, error events, and turns whose answer
+is not the model's (a retrieval-only fallback).
+
+    .venv/bin/python -m bench.chatkit_load [--visitors 100] [--turns 3] [--llm-latency 1.0]
+        [--ramp 0] [--profile PATH]
+
+Target: p95 overhead <= 150 ms with zero errors at 100 visitors x 3 turns. The client, the fake
+model server and the app share this machine's CPUs, so the figures include their contention.
+`--profile PATH` runs the app under cProfile and writes the stats to PATH on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+QUESTIONS = REPO / "bench" / "questions.jsonl"
+SIGNING_KEY = "bench-visitor-token-signing-key-0123456789"
+
+
+# --- the app process ------------------------------------------------------------------------------
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Build the app on a fresh index and SQLite store and serve it (runs in the subprocess)."""
+    import logging
+
+    import uvicorn
+
+    from docsrag.api import create_app
+    from docsrag.config import Settings
+    from docsrag.container import Container
+
+    logging.basicConfig(level=logging.WARNING)
+    work = Path(args.workdir)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        openrouter_api_key="sk-fake-test-key",
+        openrouter_base_url=args.base_url,
+        llm_max_retries=0,
+        llm_timeout_seconds=30,
+        embedding_dimensions=256,
+        qdrant_path=work / "qdrant",
+        chatkit_sqlite_path=work / "chatkit.sqlite3",
+        visitor_token_keys=SIGNING_KEY,
+        visitor_rate_limit_per_minute=args.rate_limit,
+        log_level="WARNING",
+    )
+    container = Container.build(settings)
+    container.ingestor().sync_folder(REPO / "docs")
+    app = create_app(settings=settings, container=container)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        backlog=2048,
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the SIGINT that stopped it
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+
+
+# --- the load -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    latencies: list[float] = field(default_factory=list)
+    by_turn: dict[int, list[float]] = field(default_factory=dict)
+    first_byte: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the app exited with {process.returncode}")
+        try:
+            if (await client.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("the app did not become ready")
+
+
+def user_input(text: str) -> dict[str, object]:
+    return {
+        "content": [{"type": "input_text", "text": text}],
+        "attachments": [],
+        "inference_options": {},
+    }
+
+
+async def turn(
+    client: httpx.AsyncClient,
+    token: str,
+    payload: dict[str, object],
+    results: Results,
+    number: int,
+) -> str | None:
+    """One question; returns the thread id. Records latency, or the error."""
+    started = time.perf_counter()
+    thread_id = None
+    answered = False
+    async with client.stream(
+        "POST", "/chatkit", json=payload, headers={"x-visitor-token": token}
+    ) as response:
+        results.first_byte.append(time.perf_counter() - started)
+        body = await response.aread()
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        results.errors.append(f"HTTP {response.status_code}: {body[:200]!r}")
+        return None
+    for block in body.decode().split("\n\n"):
+        if not block.startswith("data: "):
+            continue
+        event = json.loads(block[6:])
+        if event["type"] == "thread.created":
+            thread_id = event["thread"]["id"]
+        elif event["type"] == "error":
+            results.errors.append(f"error event: {event}")
+            return thread_id
+        elif event["type"] == "thread.item.done" and event["item"]["type"] == "assistant_message":
+            text = event["item"]["content"][0]["text"]
+            if text.startswith("The AI") or text.startswith("AI answers"):
+                results.errors.append(f"fallback answer: {text[:80]!r}")
+                return thread_id
+            answered = True
+    if not answered:
+        results.errors.append("no assistant message in the stream")
+        return thread_id
+    results.latencies.append(elapsed)
+    results.by_turn.setdefault(number, []).append(elapsed)
+    return thread_id
+
+
+async def visitor(
+    client: httpx.AsyncClient,
+    questions: list[str],
+    results: Results,
+    start_delay: float,
+) -> None:
+    await asyncio.sleep(start_delay)
+    try:
+        session = await client.post("/session")
+        token = session.json()["token"]
+        thread_id = await turn(
+            client,
+            token,
+            {"type": "threads.create", "params": {"input": user_input(questions[0])}},
+            results,
+            1,
+        )
+        for number, question in enumerate(questions[1:], start=2):
+            if thread_id is None:
+                return
+            payload = {
+                "type": "threads.add_user_message",
+                "params": {"thread_id": thread_id, "input": user_input(question)},
+            }
+            await turn(client, token, payload, results, number)
+    except httpx.HTTPError as exc:
+        results.errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+async def run_load(args: argparse.Namespace, base_url: str, questions: list[str]) -> Results:
+    rng = random.Random(7)
+    results = Results()
+    limits = httpx.Limits(
+        max_connections=args.visitors * 2, max_keepalive_connections=args.visitors * 2
+    )
+    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
+        tasks = [
+            visitor(
+                client,
+                rng.sample(questions, args.turns),
+                results,
+                rng.uniform(0, args.ramp) if args.ramp else 0.0,
+            )
+            for _ in range(args.visitors)
+        ]
+        started = time.perf_counter()
+        await asyncio.gather(*tasks)
+        results_wall = time.perf_counter() - started
+    print(f"wall time: {results_wall:.1f} s for {args.visitors} visitors x {args.turns} turns")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--visitors", type=int, default=100)
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--llm-latency", type=float, default=1.0)
+    parser.add_argument("--ramp", type=float, default=0.0, help="spread visitor starts over N s")
+    parser.add_argument("--rate-limit", type=int, default=10)
+    parser.add_argument("--profile", help="write the app's cProfile stats here")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args)
+        return
+
+    from tests.fakes.openai_server import FakeOpenAI
+
+    questions = [
+        json.loads(line)["question"] for line in QUESTIONS.read_text().splitlines() if line
+    ]
+    with FakeOpenAI() as fake, tempfile.TemporaryDirectory() as workdir:
+        fake.slow(args.llm_latency, endpoint="chat")
+        port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "bench.chatkit_load",
+            "--serve",
+            "--port",
+            str(port),
+            "--base-url",
+            fake.base_url,
+            "--workdir",
+            workdir,
+            "--rate-limit",
+            str(args.rate_limit),
+        ]
+        if args.profile:
+            command += ["--profile", str(Path(args.profile).resolve())]
+        process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+
+            async def go() -> Results:
+                async with httpx.AsyncClient(base_url=base_url) as probe:
+                    await wait_ready(probe, process)
+                    # One warm-up turn: first-use costs (store, agent, connections) are not load.
+                    warm = Results()
+                    await visitor(probe, questions[:1], warm, 0.0)
+                    if warm.errors:
+                        raise SystemExit(f"warm-up failed: {warm.errors}")
+                return await run_load(args, base_url, questions)
+
+            app_cpu_before = cpu_seconds(process.pid)
+            bench_cpu_before = time.process_time()
+            results = asyncio.run(go())
+            app_cpu_after = cpu_seconds(process.pid)
+            bench_cpu = time.process_time() - bench_cpu_before
+            chat_calls = fake.chat_calls
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+
+    turns = len(results.latencies)
+    print(f"turns answered: {turns} of {args.visitors * args.turns}; model calls: {chat_calls}")
+    if results.latencies:
+        overhead = [(latency - args.llm_latency) * 1000 for latency in results.latencies]
+        print(
+            f"end-to-end  p50 {percentile(results.latencies, 50) * 1000:7.0f} ms   "
+            f"p95 {percentile(results.latencies, 95) * 1000:7.0f} ms   "
+            f"max {max(results.latencies) * 1000:7.0f} ms"
+        )
+        print(
+            f"overhead    p50 {percentile(overhead, 50):7.0f} ms   "
+            f"p95 {percentile(overhead, 95):7.0f} ms   "
+            f"max {max(overhead):7.0f} ms   mean {statistics.fmean(overhead):.0f} ms"
+        )
+    if app_cpu_before is not None and app_cpu_after is not None and turns:
+        app_cpu = app_cpu_after - app_cpu_before
+        print(
+            f"CPU: app {app_cpu:.1f} s ({app_cpu / turns * 1000:.1f} ms per turn, warm-up "
+            f"included), client + fake model {bench_cpu:.1f} s; {os.cpu_count()} CPUs"
+        )
+    for number, latencies in sorted(results.by_turn.items()):
+        print(
+            f"  turn {number}: p50 {percentile(latencies, 50) * 1000:.0f} ms, "
+            f"p95 {percentile(latencies, 95) * 1000:.0f} ms"
+        )
+    if results.first_byte:
+        print(
+            f"  first byte: p50 {percentile(results.first_byte, 50) * 1000:.0f} ms, "
+            f"p95 {percentile(results.first_byte, 95) * 1000:.0f} ms"
+        )
+    print(f"errors: {len(results.errors)}")
+    for error in results.errors[:10]:
+        print(f"  {error}")
+
+
+if __name__ == "__main__":
+    main()

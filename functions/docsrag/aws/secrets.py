@@ -1,0 +1,66 @@
+"""Secrets for the Lambda functions, read through Powertools Parameters (cached).
+
+A secret setting is given on Lambda by naming where it lives, never by its value: the variable
+`<NAME>_SECRET` holds a Secrets Manager secret ARN (or name), or an SSM Parameter Store name
+(`/docsrag/openrouter-key`) or ARN (`arn:aws:ssm:...`, read with decryption). The plain variable
+(`OPENROUTER_API_KEY`) still works, for local runs; when both are set the secret wins.
+Values are never logged: errors name the variable and the reference, not the value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from docsrag.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# Setting (environment variable) -> how long a fetched value is cached, in seconds.
+SECRET_SETTINGS: dict[str, int] = {
+    "OPENROUTER_API_KEY": 300,
+    "QDRANT_API_KEY": 300,
+    "VISITOR_TOKEN_KEYS": 300,
+}
+
+
+def _is_ssm(reference: str) -> bool:
+    return reference.startswith("/") or reference.startswith("arn:aws:ssm:")
+
+
+def fetch_secret(reference: str, *, max_age: int) -> str:
+    """The value behind a Secrets Manager or SSM reference (Powertools caches it)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    if _is_ssm(reference):
+        value = parameters.get_parameter(reference, decrypt=True, max_age=max_age)
+    else:
+        value = parameters.get_secret(reference, max_age=max_age)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if not isinstance(value, str):
+        raise TypeError(f"unexpected secret type {type(value).__name__}")
+    return value.strip()
+
+
+def secret_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Settings values resolved from `<NAME>_SECRET` references, keyed by setting field name."""
+    environ = os.environ if environ is None else environ
+    resolved: dict[str, str] = {}
+    for name, max_age in SECRET_SETTINGS.items():
+        reference = environ.get(f"{name}_SECRET", "").strip()
+        if not reference:
+            continue
+        try:
+            value = fetch_secret(reference, max_age=max_age)
+        except Exception as exc:
+            raise ConfigError(
+                f"{name}_SECRET: could not read {reference!r} ({type(exc).__name__}); check the "
+                "secret exists and the function's role may read it"
+            ) from exc
+        if not value:
+            raise ConfigError(f"{name}_SECRET: {reference!r} is empty")
+        resolved[name.lower()] = value
+        logger.info("secret resolved", extra={"setting": name, "reference": reference})
+    return resolved

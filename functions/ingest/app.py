@@ -1,0 +1,69 @@
+"""Ingest Lambda: keeps the Qdrant index in step with the docs bucket.
+
+Accepts, in one handler:
+- SQS batches whose bodies are S3 notifications (the deployed path): Powertools `BatchProcessor`
+  with partial batch failure, so one bad message never blocks or re-runs the others;
+- direct S3 notification events (`sam local invoke`, or S3 wired straight to Lambda);
+- `{"action": "reconcile"}`: a full sync of the bucket (first deploy, repairing drift).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from docsrag.aws.runtime import after_restore, lambda_settings, share_logging
+from docsrag.s3site import S3Sync, build_s3_sync, event_kind
+from docsrag.telemetry import metrics
+
+logger = Logger()
+tracer = Tracer()
+share_logging(logger)
+
+processor = BatchProcessor(event_type=EventType.SQS)
+_sync: S3Sync | None = None
+
+
+def _get_sync() -> S3Sync:
+    """Clients are built on first use and kept for the container's life."""
+    global _sync
+    if _sync is None:
+        _sync = build_s3_sync(settings=lambda_settings(), s3=boto3.client("s3"))
+    return _sync
+
+
+def _forget_clients() -> None:
+    global _sync
+    _sync = None
+
+
+after_restore(_forget_clients)
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    logger.set_correlation_id(record.message_id)
+    _get_sync().apply_notification(record.body)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    kind = event_kind(event)
+    if kind == "sqs":
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    if kind == "reconcile":
+        return _get_sync().reconcile_report()
+    return _get_sync().apply_direct(event)
