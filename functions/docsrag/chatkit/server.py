@@ -105,6 +105,11 @@ SEARCH_UNAVAILABLE_TEXT: Final = (
 )
 FAILED_TEXT: Final = "Something went wrong while answering. Please try asking again."
 INTERRUPTED_TEXT: Final = "The answer was interrupted. Please try asking again."
+# Model deltas arriving in quick succession go out as one text delta event: each event costs
+# pydantic, chatkit bookkeeping, serialisation and a socket write, and a model streams tokens
+# faster than anyone reads. The first delta and any after a pause go out at once.
+COALESCE_SECONDS: Final = 0.04
+COALESCE_CHARS: Final = 80
 
 # Requests that produce an answer (a model call): these count against the visitor's rate limit.
 ANSWERING_REQUESTS: Final = (ThreadsCreateReq, ThreadsAddUserMessageReq, ThreadsRetryAfterItemReq)
@@ -248,7 +253,9 @@ class _Turn:
     raw_id: str | None = None  # the id the Agents SDK gave it (usually `__fake_id__`)
     created_at: datetime | None = None
     renumberer: CitationRenumberer | None = None
-    parts: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)  # all renumbered text so far
+    unsent: str = ""  # the end of `parts` not yet sent (coalescing)
+    last_sent: float = 0.0
     content_added: bool = False
     open_workflow: WorkflowItem | None = None
     answered: bool = False  # the final assistant message was handed on (and so stored)
@@ -256,19 +263,27 @@ class _Turn:
     started: float = field(default_factory=time.perf_counter)
 
     def feed(self, delta: str) -> str:
+        """The text to send now for a model delta ("" while coalescing)."""
         assert self.renumberer is not None
         shown = self.renumberer.feed(delta)
         if shown:
             self.parts.append(shown)
-        return shown
+            self.unsent += shown
+        now = time.perf_counter()
+        if self.unsent and (
+            len(self.unsent) >= COALESCE_CHARS or now - self.last_sent >= COALESCE_SECONDS
+        ):
+            ready, self.unsent, self.last_sent = self.unsent, "", now
+            return ready
+        return ""
 
     def flush(self) -> str:
-        if self.renumberer is None:
-            return ""
-        tail = self.renumberer.finish()
+        """The text still to send: what coalescing held and what the renumberer held."""
+        tail = self.renumberer.finish() if self.renumberer is not None else ""
         if tail:
             self.parts.append(tail)
-        return tail
+        ready, self.unsent = self.unsent + tail, ""
+        return ready
 
     @property
     def streamed_text(self) -> str:
@@ -514,7 +529,7 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
             turn.item_id = self._store.generate_item_id("message", thread, context)
             turn.created_at = event.item.created_at
             turn.renumberer = CitationRenumberer(len(turn.hits))
-            turn.parts = []
+            turn.parts, turn.unsent, turn.last_sent = [], "", 0.0
             turn.content_added = False
             item = event.item.model_copy(update={"id": turn.item_id, "content": []})
             return [ThreadItemAddedEvent(item=item)]
@@ -647,7 +662,8 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         """The turn stopped before its answer was stored (client gone, task cancelled): store
         what the visitor saw, with its sources, or the retrieval-only answer, so the question
         never stays unanswered in the thread."""
-        text = turn.streamed_text + turn.flush()
+        turn.flush()
+        text = turn.streamed_text
         if text.strip():
             cited = turn.renumberer.cited if turn.renumberer else []
             sources = [turn.hits[number - 1] for number in cited] or turn.hits
