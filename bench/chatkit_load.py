@@ -39,9 +39,13 @@ from pathlib import Path
 
 import httpx
 
+from docsrag.answering import NOTICES
+
 REPO = Path(__file__).resolve().parent.parent
 QUESTIONS = REPO / "bench" / "questions.jsonl"
 SIGNING_KEY = "bench-visitor-token-signing-key-0123456789"
+SERVE_COMMAND = [sys.executable, "-m", "bench.chatkit_load"]
+FALLBACK_NOTICES = tuple(NOTICES.values())
 
 
 # --- the app process ------------------------------------------------------------------------------
@@ -180,7 +184,7 @@ async def turn(
             return thread_id
         elif event["type"] == "thread.item.done" and event["item"]["type"] == "assistant_message":
             text = event["item"]["content"][0]["text"]
-            if text.startswith("The AI") or text.startswith("AI answers"):
+            if text.startswith(FALLBACK_NOTICES):
                 results.errors.append(f"fallback answer: {text[:80]!r}")
                 return thread_id
             answered = True
@@ -250,6 +254,17 @@ async def run_load(args: argparse.Namespace, base_url: str, questions: list[str]
     return results
 
 
+def fake_model(args: argparse.Namespace) -> None:
+    """Run the fake OpenRouter server until stdin closes (runs in its own subprocess)."""
+    from tests.fakes.openai_server import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        fake.slow(args.llm_latency, endpoint="chat")
+        print(fake.base_url, flush=True)
+        sys.stdin.read()
+        print(fake.chat_calls, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -261,6 +276,7 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=int, default=10)
     parser.add_argument("--profile", help="write the app's cProfile stats here")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -268,24 +284,33 @@ def main() -> None:
     if args.serve:
         serve(args)
         return
-
-    from tests.fakes.openai_server import FakeOpenAI
+    if args.fake:
+        fake_model(args)
+        return
 
     questions = [
         json.loads(line)["question"] for line in QUESTIONS.read_text().splitlines() if line
     ]
-    with FakeOpenAI() as fake, tempfile.TemporaryDirectory() as workdir:
-        fake.slow(args.llm_latency, endpoint="chat")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    fake = subprocess.Popen(
+        [*SERVE_COMMAND, "--fake", "--llm-latency", str(args.llm_latency)],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert fake.stdin is not None and fake.stdout is not None
+    fake_url = fake.stdout.readline().strip()
+    with tempfile.TemporaryDirectory() as workdir:
         port = free_port()
         command = [
-            sys.executable,
-            "-m",
-            "bench.chatkit_load",
+            *SERVE_COMMAND,
             "--serve",
             "--port",
             str(port),
             "--base-url",
-            fake.base_url,
+            fake_url,
             "--workdir",
             workdir,
             "--rate-limit",
@@ -293,29 +318,31 @@ def main() -> None:
         ]
         if args.profile:
             command += ["--profile", str(Path(args.profile).resolve())]
-        process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        app = subprocess.Popen(command, cwd=REPO, env=env)
         base_url = f"http://127.0.0.1:{port}"
         try:
 
-            async def go() -> Results:
+            async def go() -> tuple[Results, list[float | None], float]:
                 async with httpx.AsyncClient(base_url=base_url) as probe:
-                    await wait_ready(probe, process)
+                    await wait_ready(probe, app)
                     # One warm-up turn: first-use costs (store, agent, connections) are not load.
                     warm = Results()
                     await visitor(probe, questions[:1], warm, 0.0)
                     if warm.errors:
                         raise SystemExit(f"warm-up failed: {warm.errors}")
-                return await run_load(args, base_url, questions)
+                cpu = [cpu_seconds(app.pid), cpu_seconds(fake.pid)]
+                client_cpu = time.process_time()
+                return await run_load(args, base_url, questions), cpu, client_cpu
 
-            app_cpu_before = cpu_seconds(process.pid)
-            bench_cpu_before = time.process_time()
-            results = asyncio.run(go())
-            app_cpu_after = cpu_seconds(process.pid)
-            bench_cpu = time.process_time() - bench_cpu_before
-            chat_calls = fake.chat_calls
+            results, cpu_before, client_cpu_before = asyncio.run(go())
+            cpu_after = [cpu_seconds(app.pid), cpu_seconds(fake.pid)]
+            client_cpu = time.process_time() - client_cpu_before
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
+            app.send_signal(signal.SIGINT)
+            app.wait(timeout=30)
+            fake.stdin.close()
+            chat_calls = fake.stdout.readline().strip()
+            fake.wait(timeout=30)
 
     turns = len(results.latencies)
     print(f"turns answered: {turns} of {args.visitors * args.turns}; model calls: {chat_calls}")
@@ -331,21 +358,24 @@ def main() -> None:
             f"p95 {percentile(overhead, 95):7.0f} ms   "
             f"max {max(overhead):7.0f} ms   mean {statistics.fmean(overhead):.0f} ms"
         )
-    if app_cpu_before is not None and app_cpu_after is not None and turns:
-        app_cpu = app_cpu_after - app_cpu_before
+        for number, latencies in sorted(results.by_turn.items()):
+            print(
+                f"  turn {number}: p50 {percentile(latencies, 50) * 1000:.0f} ms, "
+                f"p95 {percentile(latencies, 95) * 1000:.0f} ms"
+            )
         print(
-            f"CPU: app {app_cpu:.1f} s ({app_cpu / turns * 1000:.1f} ms per turn, warm-up "
-            f"included), client + fake model {bench_cpu:.1f} s; {os.cpu_count()} CPUs"
+            f"  response headers after: p50 {percentile(results.first_byte, 50) * 1000:.0f} ms,"
+            f" p95 {percentile(results.first_byte, 95) * 1000:.0f} ms"
         )
-    for number, latencies in sorted(results.by_turn.items()):
+    app_before, fake_before = cpu_before
+    app_after, fake_after = cpu_after
+    if turns and None not in (app_before, fake_before, app_after, fake_after):
+        assert app_before is not None and app_after is not None
+        assert fake_before is not None and fake_after is not None
+        app_cpu, fake_cpu = app_after - app_before, fake_after - fake_before
         print(
-            f"  turn {number}: p50 {percentile(latencies, 50) * 1000:.0f} ms, "
-            f"p95 {percentile(latencies, 95) * 1000:.0f} ms"
-        )
-    if results.first_byte:
-        print(
-            f"  first byte: p50 {percentile(results.first_byte, 50) * 1000:.0f} ms, "
-            f"p95 {percentile(results.first_byte, 95) * 1000:.0f} ms"
+            f"CPU: app {app_cpu:.1f} s ({app_cpu / turns * 1000:.1f} ms per turn), fake model "
+            f"{fake_cpu:.1f} s, client {client_cpu:.1f} s; {os.cpu_count()} CPUs"
         )
     print(f"errors: {len(results.errors)}")
     for error in results.errors[:10]:

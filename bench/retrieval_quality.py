@@ -4,10 +4,21 @@
                                                 [--show-failures]
 
 Ingests `docs/` (or a Docusaurus build folder given with `--source`) into a temporary embedded
-Qdrant store, asks every question of `bench/questions.jsonl` twice (BM25 only, and hybrid dense +
-BM25 with RRF), and checks whether the labelled section (path + heading anchor) comes back. Then
-asks the questions of `bench/offtopic.txt`, which the docs do not answer, and counts how many are
-judged "not covered".
+Qdrant store, asks every question of `bench/questions.jsonl` (or `--questions`) twice (BM25 only,
+and hybrid dense + BM25 with RRF), and checks whether the labelled section (path + heading anchor)
+comes back. Then asks the questions of `bench/offtopic.txt`, which the docs do not answer, and
+counts how many are judged "not covered".
+
+A hit finds a label when its path matches and the label's anchor is among the sections the chunk
+covers (`Hit.anchors`: a chunk that merged tiny sections covers all of them). The "strict" figures
+count only the chunk's citation anchor (`Hit.anchor`, its first section), i.e. where the link
+lands.
+
+The real Docusaurus documentation in ../shared is the second corpus, a check against tuning to
+this project's own docs:
+
+    .venv/bin/python bench/retrieval_quality.py --source ../shared/corpora/docusaurus/build \
+        --questions bench/questions_docusaurus.jsonl
 
 No API key and no network: dense vectors come from the loopback fake OpenAI-compatible server of
 the test suite (`tests/fakes/openai_server.py`), whose embeddings follow word overlap. It is a
@@ -67,7 +78,10 @@ class Question:
 @dataclass(slots=True)
 class ModeResult:
     name: str
-    ranks: list[int | None] = field(default_factory=list)  # 1-based rank of the label, or None
+    # 1-based rank of the first hit that covers the label, or None
+    ranks: list[int | None] = field(default_factory=list)
+    # the same, counting only the hit's citation anchor (where its link lands)
+    strict_ranks: list[int | None] = field(default_factory=list)
     # Rank in the fused list before the per-page cap and top_k cut (up to RAW_DEPTH), to tell
     # "search did not find it" from "the cap on chunks per page dropped it".
     raw_ranks: list[int | None] = field(default_factory=list)
@@ -76,14 +90,15 @@ class ModeResult:
     top_hits: list[list[Hit]] = field(default_factory=list)
     seconds: float = 0.0
 
-    def recall(self, depth: int) -> float:
-        found = sum(1 for rank in self.ranks if rank is not None and rank <= depth)
-        return found / len(self.ranks) if self.ranks else 0.0
+    def recall(self, depth: int, *, strict: bool = False) -> float:
+        ranks = self.strict_ranks if strict else self.ranks
+        found = sum(1 for rank in ranks if rank is not None and rank <= depth)
+        return found / len(ranks) if ranks else 0.0
 
-    @property
-    def mrr(self) -> float:
-        total = sum(1.0 / rank for rank in self.ranks if rank is not None)
-        return total / len(self.ranks) if self.ranks else 0.0
+    def mrr(self, *, strict: bool = False) -> float:
+        ranks = self.strict_ranks if strict else self.ranks
+        total = sum(1.0 / rank for rank in ranks if rank is not None)
+        return total / len(ranks) if ranks else 0.0
 
     @property
     def covered_share(self) -> float:
@@ -117,10 +132,10 @@ def load_offtopic(path: Path) -> list[str]:
 
 
 def indexable_labels(source: Path, settings: Settings) -> set[tuple[str, str | None]]:
-    """(path without trailing slash, anchor) of every chunk the ingest makes from `source`.
+    """(path without trailing slash, anchor) of every section a chunk of `source` covers.
 
-    A label missing here can never be found: its heading does not exist, or its section is so
-    short that the chunker merged it into the previous one (which keeps the previous anchor).
+    A label missing here can never be found: its heading does not exist, or its section has no
+    text of its own (a heading directly followed by a sub-heading).
     """
     labels: set[tuple[str, str | None]] = set()
     for key, file in iter_site_files(source):
@@ -137,7 +152,7 @@ def indexable_labels(source: Path, settings: Settings) -> set[tuple[str, str | N
             overlap_tokens=settings.chunk_overlap_tokens,
             min_tokens=settings.chunk_min_tokens,
         ):
-            labels.add((chunk.path.rstrip("/"), chunk.anchor))
+            labels.update((chunk.path.rstrip("/"), anchor) for anchor in chunk.anchors)
     return labels
 
 
@@ -146,15 +161,20 @@ def same_path(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
 
-def rank_of(question: Question, hits: Sequence[Hit]) -> int | None:
+def rank_of(question: Question, hits: Sequence[Hit], *, strict: bool = False) -> int | None:
+    """Rank of the first hit on the labelled section: one that covers it, or with `strict`, one
+    whose citation anchor is it."""
     for rank, hit in enumerate(hits, start=1):
-        if same_path(hit.path, question.path) and hit.anchor == question.anchor:
+        anchors = (hit.anchor,) if strict else hit.anchors
+        if same_path(hit.path, question.path) and question.anchor in anchors:
             return rank
     return None
 
 
 def describe(hit: Hit) -> str:
-    return f"{hit.path}#{hit.anchor}" if hit.anchor else hit.path
+    where = f"{hit.path}#{hit.anchor}" if hit.anchor else hit.path
+    more = [anchor or "(top)" for anchor in hit.anchors[1:]]
+    return f"{where} (+{', '.join(more)})" if more else where
 
 
 async def run_mode(
@@ -171,6 +191,7 @@ async def run_mode(
     for question in questions:
         retrieval = await retriever.retrieve(question.question, ())
         result.ranks.append(rank_of(question, retrieval.hits))
+        result.strict_ranks.append(rank_of(question, retrieval.hits, strict=True))
         result.covered.append(retrieval.covered)
         result.top_hits.append(retrieval.hits[:3])
     for text in offtopic:
@@ -339,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     header = (
         f"{'mode':<22}{'recall@1':>10}{'recall@5':>10}{'MRR':>8}"
+        f"{'strict@1':>10}{'strict@5':>10}{'sMRR':>7}"
         f"{'covered':>10}{'off-topic rejected':>20}{'time':>8}"
     )
     print(header)
@@ -346,12 +368,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for result in results:
         print(
             f"{result.name:<22}{result.recall(1):>10.3f}{result.recall(5):>10.3f}"
-            f"{result.mrr:>8.3f}{result.covered_share:>10.3f}"
+            f"{result.mrr():>8.3f}{result.recall(1, strict=True):>10.3f}"
+            f"{result.recall(5, strict=True):>10.3f}{result.mrr(strict=True):>7.3f}"
+            f"{result.covered_share:>10.3f}"
             f"{result.offtopic_rejected:>20.3f}{result.seconds:>7.1f}s"
         )
     print(
-        "\ncovered: share of labelled questions judged covered by the docs; "
-        "off-topic rejected: share of off-topic questions judged not covered."
+        "\nrecall@k, MRR: the labelled section is among the sections a hit covers; strict@k, "
+        "sMRR: it is the hit's\ncitation anchor (where the link lands). covered: share of "
+        "labelled questions judged covered by the docs;\noff-topic rejected: share of off-topic "
+        "questions judged not covered."
     )
     for result in results:
         found = sum(1 for rank in result.raw_ranks if rank is not None and rank <= 5)

@@ -21,10 +21,21 @@ How a page becomes chunks:
    stays a chunk of its own. Later sections in a merged chunk start with their heading as a
    `## Heading` line, so the text still reads as the page does.
 
-   The merged chunk keeps the anchor and heading path of its FIRST section. The citation link then
-   lands where the chunk's text begins and the reader scrolls down through the rest, which is the
-   order the text is in. Linking to a later (bigger) section instead would land the reader below
-   the first part of what was cited, which they would then not see.
+   A merged chunk lists every section it holds in `Chunk.anchors` (page order), so search results
+   and the benchmark know that a chunk starting at "Before you start" also holds "Setup".
+
+   The citation anchor (`Chunk.anchor`, the first of `anchors`) is the FIRST section's, also
+   when that is the page's tiny lead-in (`None`, the top of the page). What the reader sees
+   behind the link decides it. The first part of a merged chunk is always the tiny one (under
+   `min_tokens`, a line or two), or the big section a tiny one was appended to. So the link
+   lands where the cited text begins, and the rest follows in reading order, the next heading
+   within a couple of lines. For a tiny lead-in that means the page title, the intro and the
+   next section's heading, all on the first screen. Linking to the later section instead
+   (`#setup`, `#requirements`) would scroll the first part of what was cited out of view, and
+   the page title with it. That first part is often what answers the question ("Mathematical
+   equations can be rendered using KaTeX."). The same holds for a tiny last section appended to
+   the one before it: the link goes to the start of the chunk, and the tiny section is further
+   down, where the text puts it.
 
 Token counts are an estimate (`count_tokens`), chosen so that no tokenizer model is downloaded.
 """
@@ -98,6 +109,7 @@ class _Candidate:
     text: str
     tokens: int
     mergeable: bool  # whole sections only; parts of a split section stay as they are
+    anchors: tuple[str | None, ...]  # the sections whose text this holds, first = section's
 
     @property
     def heading_line(self) -> str:
@@ -138,7 +150,9 @@ def chunk_page(
             min_tokens=min_tokens,
         )
         whole = len(parts) == 1
-        candidates.extend(_Candidate(section, text, tokens, whole) for text, tokens in parts)
+        candidates.extend(
+            _Candidate(section, text, tokens, whole, (section.anchor,)) for text, tokens in parts
+        )
 
     merged = _merge_tiny(candidates, max_tokens=max_tokens, min_tokens=min_tokens)
     return [
@@ -150,6 +164,7 @@ def chunk_page(
             anchor=candidate.section.anchor,
             text=candidate.text,
             chunk_index=index,
+            anchors=candidate.anchors,
         )
         for index, candidate in enumerate(merged)
     ]
@@ -491,4 +506,5 @@ def _joined(first: _Candidate, second: _Candidate, *, max_tokens: int) -> _Candi
         if heading
         else (f"{first.text}\n\n{second.text}")
     )
-    return _Candidate(first.section, text, tokens, first.mergeable and second.mergeable)
+    anchors = first.anchors + tuple(a for a in second.anchors if a not in first.anchors)
+    return _Candidate(first.section, text, tokens, first.mergeable and second.mergeable, anchors)

@@ -8,6 +8,10 @@ their dense vectors on the next ingest that has an embedder.
 Point ids are `uuid5(f"{source_key}#{chunk_index}")`, so writing a page again overwrites the same
 points; `write_page` then deletes the page's points beyond the new chunk count. Every Qdrant,
 httpx or gRPC failure leaves this module as `IndexUnavailable`, raised from its cause.
+
+A server (`QDRANT_URL`) searches itself through the Query API. The embedded store's own search
+is pure Python, so there `search` reads an in-memory numpy snapshot of the collection instead
+(`docsrag.localsearch`: same hits and scores), built at the first search after a write.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
 
 from docsrag.config import Settings
 from docsrag.errors import ConfigError, EmbeddingDimensionMismatch, IndexUnavailable
+from docsrag.localsearch import EmbeddedStore, LocalSnapshot, SnapshotStats, embedded_store
 from docsrag.models import Chunk, Hit, PageState, SparseVector
 
 logger = logging.getLogger(__name__)
@@ -44,11 +49,15 @@ SPARSE_VECTOR = "bm25"
 POINT_ID_NAMESPACE = uuid.UUID("6f1d3c1e-8a56-4a4b-9a55-1f0f3f0d0c5a")
 UPSERT_BATCH = 128
 SCROLL_PAGE = 512
+# Points per scroll call when building the search snapshot. Local mode sorts every id on each
+# call (fewer pages are faster) and hands dense vectors over as Python floats (~50 MB a page of
+# 1024 x 1536 dims; larger pages raise the process's peak memory).
+SNAPSHOT_SCROLL_PAGE = 2048
 # A content hash no page can have: the page's points disagree (an interrupted write).
 MIXED_HASH = "<mixed>"
 
 _PAGE_STATE_FIELDS = ["source_key", "content_hash", "has_dense", "version"]
-_HIT_FIELDS = ["source_key", "path", "title", "heading_path", "anchor", "text"]
+_HIT_FIELDS = ["source_key", "path", "title", "heading_path", "anchor", "anchors", "text"]
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     ApiException,
     httpx.HTTPError,
@@ -133,25 +142,37 @@ class DocsIndex:
         collection: str,
         dense_dimensions: int,
         fuse_in_client: bool | None = None,
+        local_snapshot: bool | None = None,
     ) -> None:
         """`fuse_in_client`: fuse hybrid results here instead of by a Qdrant `FusionQuery`;
-        by default only for the embedded store (see `search`)."""
+        by default only for the embedded store (see `search`). `local_snapshot`: answer the
+        dense and sparse queries from an in-memory snapshot of the collection
+        (`docsrag.localsearch`) instead of local mode's pure-Python search; by default for the
+        embedded store, never for a server."""
         self._client = client
         self.collection = collection
         self.dense_dimensions = dense_dimensions
         options = client.init_options
         self._local = options.get("path") is not None or options.get("location") == ":memory:"
-        # The embedded store is not thread-safe; a server is, and needs no lock.
-        self._lock: threading.Lock | None = threading.Lock() if self._local else None
+        # The embedded store is not thread-safe; a server is, and needs no lock. Every DocsIndex
+        # over one embedded client shares its lock and its search snapshots.
+        self._store: EmbeddedStore | None = embedded_store(client) if self._local else None
+        self._lock: threading.Lock | None = self._store.lock if self._store else None
         self.fuse_in_client = self._local if fuse_in_client is None else fuse_in_client
+        if local_snapshot and not self._local:
+            raise ValueError("local_snapshot is for the embedded store; a server searches itself")
+        self.local_snapshot = self._local if local_snapshot is None else local_snapshot
         # What this instance has done, for logs, benchmarks and tests.
         self.points_written = 0
         self.points_deleted = 0
+        self.snapshot_builds = 0
 
     # --- plumbing -----------------------------------------------------------------------------
 
     @contextmanager
-    def _call(self, action: str) -> Iterator[None]:
+    def _call(self, action: str, *, writes: bool = False) -> Iterator[None]:
+        """Serialise access to the embedded store, name Qdrant failures; `writes`: the call
+        changes points, so the search snapshot is dropped (even if the call fails part-way)."""
         with self._lock or nullcontext():
             try:
                 yield
@@ -159,6 +180,9 @@ class DocsIndex:
                 raise IndexUnavailable(
                     f"Qdrant {action} failed on collection {self.collection!r}: {_describe(exc)}"
                 ) from exc
+            finally:
+                if writes and self._store is not None:
+                    self._store.invalidate(self.collection)
 
     # --- collection -------------------------------------------------------------------------------
 
@@ -307,6 +331,7 @@ class DocsIndex:
                         "title": chunk.page_title,
                         "heading_path": list(chunk.heading_path),
                         "anchor": chunk.anchor,
+                        "anchors": list(chunk.anchors),
                         "text": chunk.text,
                         "content_hash": content_hash,
                         "chunk_index": chunk.chunk_index,
@@ -316,7 +341,7 @@ class DocsIndex:
                 )
             )
         keep: list[models.ExtendedPointId] = [point.id for point in points]
-        with self._call("upsert"):
+        with self._call("upsert", writes=True):
             for start in range(0, len(points), UPSERT_BATCH):
                 self._client.upsert(
                     self.collection, points=points[start : start + UPSERT_BATCH], wait=True
@@ -337,7 +362,7 @@ class DocsIndex:
 
     def delete_page(self, source_key: str) -> int:
         """Remove every point of a page; returns how many there were."""
-        with self._call("delete"):
+        with self._call("delete", writes=True):
             existing = self._client.count(
                 self.collection, count_filter=_key_filter(source_key), exact=True
             ).count
@@ -352,7 +377,7 @@ class DocsIndex:
 
     def set_version(self, source_key: str, version: str) -> None:
         """Record a newer version of an unchanged page (payload only, no vectors)."""
-        with self._call("set_payload"):
+        with self._call("set_payload", writes=True):
             self._client.set_payload(
                 self.collection,
                 payload={"version": version},
@@ -374,11 +399,12 @@ class DocsIndex:
 
         With both vectors, on a server: a batch of three queries, the fused one (prefetch dense
         + sparse, `FusionQuery` RRF) and the two raw lists, whose scores fill `Hit.dense_score` /
-        `Hit.sparse_score` and the result's top scores. The embedded store scores every point in
-        Python for each query, so there the two raw lists (with payloads) are fused here by
-        qdrant-client's own RRF function, the one its `FusionQuery` runs: same hits, half the
-        work. With one vector the raw list is the answer and `Hit.score` is its raw score. An
-        empty sparse query (only stop-words) uses the dense vector alone.
+        `Hit.sparse_score` and the result's top scores. On the embedded store the two raw lists
+        (with payloads) come from an in-memory snapshot (`docsrag.localsearch`: the points and
+        scores local mode's own pure-Python search gives, far faster) and are fused here by
+        qdrant-client's own RRF function, the one its `FusionQuery` runs: same hits. With one
+        vector the raw list is the answer and `Hit.score` is its raw score. An empty sparse
+        query (only stop-words) uses the dense vector alone.
         """
         prefetch_limit = max(prefetch_limit, limit)
         raw: list[tuple[str, models.QueryRequest]] = []
@@ -393,11 +419,10 @@ class DocsIndex:
         if len(raw) == 1:
             name, request = raw[0]
             request = request.model_copy(update={"limit": limit, "with_payload": _HIT_FIELDS})
-            with self._call("search"):
-                (response,) = self._client.query_batch_points(self.collection, [request])
-            scores = {str(point.id): point.score for point in response.points}
+            (points,) = self._raw_search([request])
+            scores = {str(point.id): point.score for point in points}
             top = max(scores.values(), default=None)
-            hits = [_hit(point, point.score, {name: scores}) for point in response.points]
+            hits = [_hit(point, point.score, {name: scores}) for point in points]
             if name == DENSE_VECTOR:
                 return SearchResult(hits=hits, top_dense=top, top_sparse=None)
             return SearchResult(hits=hits, top_dense=None, top_sparse=top)
@@ -432,20 +457,78 @@ class DocsIndex:
         self, raw: list[tuple[str, models.QueryRequest]], limit: int
     ) -> SearchResult:
         requests = [request.model_copy(update={"with_payload": _HIT_FIELDS}) for _, request in raw]
-        with self._call("search"):
-            responses = self._client.query_batch_points(self.collection, requests)
+        lists = self._raw_search(requests)
         raw_scores = {
-            name: {str(point.id): point.score for point in response.points}
-            for (name, _), response in zip(raw, responses, strict=True)
+            name: {str(point.id): point.score for point in points}
+            for (name, _), points in zip(raw, lists, strict=True)
         }
         # reciprocal_rank_fusion overwrites the scores of the points it returns: raw scores
         # were read above.
-        fused = reciprocal_rank_fusion([response.points for response in responses], limit=limit)
+        fused = reciprocal_rank_fusion(lists, limit=limit)
         return SearchResult(
             hits=[_hit(point, point.score, raw_scores) for point in fused],
             top_dense=max(raw_scores[DENSE_VECTOR].values(), default=None),
             top_sparse=max(raw_scores[SPARSE_VECTOR].values(), default=None),
         )
+
+    def _raw_search(self, requests: list[models.QueryRequest]) -> list[list[models.ScoredPoint]]:
+        """Plain dense/sparse queries: the snapshot answers them for the embedded store (the
+        same points and scores local mode gives, see `docsrag.localsearch`), else Qdrant."""
+        if self.local_snapshot:
+            snapshot = self._snapshot()
+            return [snapshot.query(request) for request in requests]
+        with self._call("search"):
+            responses = self._client.query_batch_points(self.collection, requests)
+        return [response.points for response in responses]
+
+    def prepare_search(self) -> SnapshotStats | None:
+        """Build the embedded store's search snapshot now instead of at the first search (a
+        warm start, a benchmark); its stats, or None when Qdrant itself searches."""
+        return self._snapshot().stats if self.local_snapshot else None
+
+    def _snapshot(self) -> LocalSnapshot:
+        """The current snapshot, built by one scroll if a write dropped it (or none was made).
+
+        Built under the store lock, so no write lands half-way through; searched outside it,
+        since a snapshot never changes (a write replaces it for later searches).
+        """
+        assert self._store is not None, "only the embedded store has a search snapshot"
+        with self._call("snapshot scroll"):
+            snapshot = self._store.snapshots.get(self.collection)
+            if snapshot is None:
+                snapshot = LocalSnapshot.build(
+                    self._scroll_for_snapshot(),
+                    dense_name=DENSE_VECTOR,
+                    sparse_name=SPARSE_VECTOR,
+                    dimensions=self.dense_dimensions,
+                )
+                self._store.snapshots[self.collection] = snapshot
+                self.snapshot_builds += 1
+                stats = snapshot.stats
+                logger.info(
+                    "search snapshot of %s: %d points (%d dense), %d terms, %.1f MB, %.2f s",
+                    self.collection,
+                    stats.points,
+                    stats.dense_points,
+                    stats.terms,
+                    stats.total_bytes / 1e6,
+                    stats.build_seconds,
+                )
+        return snapshot
+
+    def _scroll_for_snapshot(self) -> Iterator[models.Record]:
+        offset: Any = None
+        while True:
+            records, offset = self._client.scroll(
+                self.collection,
+                limit=SNAPSHOT_SCROLL_PAGE,
+                offset=offset,
+                with_payload=_HIT_FIELDS,
+                with_vectors=[DENSE_VECTOR, SPARSE_VECTOR],
+            )
+            yield from records
+            if offset is None:
+                return
 
 
 def _raw_request(using: str, query: models.VectorInput, limit: int) -> models.QueryRequest:
@@ -463,17 +546,21 @@ def _key_filter(source_key: str) -> models.Filter:
 def _hit(point: models.ScoredPoint, score: float, raw: dict[str, dict[str, float]]) -> Hit:
     payload = point.payload or {}
     chunk_id = str(point.id)
+    anchor = payload.get("anchor") or None
+    # Points written before `anchors` existed cover their one anchor.
+    anchors = tuple(str(a) if a else None for a in payload.get("anchors") or ())
     return Hit(
         chunk_id=chunk_id,
         source_key=str(payload.get("source_key", "")),
         path=str(payload.get("path", "")),
         page_title=str(payload.get("title", "")),
         heading_path=tuple(str(part) for part in payload.get("heading_path") or ()),
-        anchor=payload.get("anchor") or None,
+        anchor=anchor,
         text=str(payload.get("text", "")),
         score=score,
         dense_score=raw.get(DENSE_VECTOR, {}).get(chunk_id),
         sparse_score=raw.get(SPARSE_VECTOR, {}).get(chunk_id),
+        anchors=anchors if anchors[:1] == (anchor,) else (anchor,),
     )
 
 

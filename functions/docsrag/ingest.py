@@ -1,7 +1,7 @@
 """Turn documents into indexed chunks, paying only for what changed.
 
 A page's content hash covers everything its points are made of (pipeline version, embedding
-model, and each chunk's path, anchor and embedded text). When the hash the index holds is the
+model, and each chunk's path, anchors and embedded text). When the hash the index holds is the
 same, and the points already have dense vectors (or there is no embedder to make them), the page
 costs nothing: no embedding request, no write. Pages indexed BM25-only (no key at the time) get
 their dense vectors on the first ingest that has an embedder.
@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 # Bump when parsing, chunking or the BM25 encoding change what a page's points contain: every
 # page's hash changes and the next ingest rewrites (and re-embeds) the whole site.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: chunks record every section they cover (`anchors`)
 
 PageStatus = Literal["added", "updated", "unchanged", "skipped", "deleted"]
 
@@ -191,6 +191,17 @@ class Ingestor:
         state = self._index.page_state(source_key)
         return state.version if state is not None else None
 
+    def is_current(self, source_key: str, version: str) -> bool:
+        """True when the page is indexed from `version` and has everything this ingestor would
+        give it (dense vectors, when there is an embedder): ingesting that version again would
+        change nothing, so the caller need not even read the document."""
+        state = self._index.page_state(source_key)
+        return (
+            state is not None
+            and state.version == version
+            and (state.has_dense or self._embedder is None)
+        )
+
     def indexed_versions(self) -> dict[str, str | None]:
         """Every indexed page's stored `version`, by key (one scroll)."""
         return {key: state.version for key, state in self._index.page_states().items()}
@@ -204,7 +215,8 @@ class Ingestor:
         )
         digest.update(header.encode())
         for chunk in chunks:
-            for part in (chunk.path, chunk.anchor or "", chunk.embed_text):
+            anchors = "\x1f".join(anchor or "" for anchor in chunk.anchors)
+            for part in (chunk.path, anchors, chunk.embed_text):
                 digest.update(part.encode("utf-8"))
                 digest.update(b"\0")
             digest.update(b"\1")

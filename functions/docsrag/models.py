@@ -63,6 +63,13 @@ class Chunk:
     anchor: str | None
     text: str
     chunk_index: int
+    # Every section whose text the chunk holds, in page order; the first is `anchor`, the one a
+    # citation links to. More than one when tiny sections were merged (see docsrag.chunking).
+    # Left empty, it is `(anchor,)`.
+    anchors: tuple[str | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anchors", _anchors(self.anchor, self.anchors))
 
     @property
     def embed_text(self) -> str:
@@ -102,6 +109,11 @@ class Hit:
     score: float
     dense_score: float | None = None
     sparse_score: float | None = None
+    # The sections the chunk covers (`Chunk.anchors`); `(anchor,)` when not given.
+    anchors: tuple[str | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anchors", _anchors(self.anchor, self.anchors))
 
 
 @dataclass(slots=True)
@@ -116,3 +128,13 @@ class IngestSummary:
     embedding_calls: int = 0
     skipped_reasons: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+
+
+def _anchors(anchor: str | None, anchors: tuple[str | None, ...]) -> tuple[str | None, ...]:
+    """`anchors` as a tuple that starts with `anchor`; `(anchor,)` when empty."""
+    if not anchors:
+        return (anchor,)
+    anchors = tuple(anchors)
+    if anchors[0] != anchor:
+        raise ValueError(f"anchors must start with the anchor {anchor!r}, got {anchors!r}")
+    return anchors

@@ -1,20 +1,27 @@
 """The docs site as it lives in an S3 bucket: event parsing, object reads, and keeping the index in
 step with the bucket (one change at a time, or a full reconcile).
 
-Ordering: S3 delivers notifications at least once and in any order. Instead of trusting an event's
-content, every change re-reads the bucket's *current* state for its key: an event for a key whose
-object is gone deletes the page; an event for a key whose object exists (re)indexes the object as it
-is now. So a late `ObjectCreated` cannot resurrect a deleted page (the object is gone when we look),
-and a late `ObjectRemoved` cannot delete a page that was uploaded again (the object is there). The
-object's ETag is stored as the page's version: an event for an object whose ETag is already indexed
-costs one HEAD request and nothing else.
+Ordering: S3 delivers notifications at least once and in any order, and several ingest invocations
+run at once. Instead of trusting an event's content, every change re-reads the bucket's *current*
+state for its key: an event for a key whose object is gone deletes the page; an event for a key
+whose object exists (re)indexes the object as it is now. So a late `ObjectCreated` cannot resurrect
+a deleted page (the object is gone when we look), and a late `ObjectRemoved` cannot delete a page
+that was uploaded again (the object is there). After changing the index, the key is looked at once
+more: if the object changed meanwhile (another invocation raced this one), the key is synced again,
+so the last writer always leaves the index matching the bucket.
+
+Each page stores the object's ETag plus a fingerprint of the settings that shape its points
+(pipeline version, embedding model and size, chunk sizes, site URL) as its version. An event for an
+object whose version is already indexed, with dense vectors when there is an embedder, costs one
+HEAD request and nothing else; changing the embedding model or the chunking makes every page stale.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote_plus
@@ -23,11 +30,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from docsrag import telemetry
 from docsrag.config import Settings
-from docsrag.errors import ConfigError, DocsRagError, DocumentError
+from docsrag.embeddings import build_embedder
+from docsrag.errors import (
+    ConfigError,
+    DocsRagError,
+    DocumentError,
+    EmbeddingDimensionMismatch,
+    EmbeddingError,
+)
+from docsrag.index import DocsIndex, build_qdrant_client
+from docsrag.ingest import PIPELINE_VERSION
+from docsrag.ingest import Ingestor as DocumentIngestor
 from docsrag.models import IngestSummary
 from docsrag.parsing import classify_key
+from docsrag.sparse import BM25Encoder
 
 logger = logging.getLogger(__name__)
+
+# How often one change is applied again when the object keeps changing under it (see `S3Sync`).
+MAX_SYNC_ROUNDS = 3
 
 
 class S3EventError(DocsRagError):
@@ -35,7 +56,8 @@ class S3EventError(DocsRagError):
 
 
 class S3Unavailable(DocsRagError):
-    """S3 refused or failed a request (throttling, permissions, network)."""
+    """S3 refused or failed a request (throttling, permissions, network), or an object kept
+    changing while it was being indexed. Transient: the message is retried."""
 
 
 # --- Events -------------------------------------------------------------------------------------
@@ -97,7 +119,7 @@ def event_kind(event: object) -> EventKind:
             return "sqs"
         if source == "aws:s3":
             return "s3"
-    keys = sorted(event)[:5]
+    keys = sorted(str(key) for key in event)[:5]
     raise S3EventError(
         f"unsupported ingest event (keys: {keys}); expected SQS records, S3 records or "
         '{"action": "reconcile"}'
@@ -109,6 +131,7 @@ def parse_notification(body: Mapping[str, Any] | str) -> list[ObjectChange]:
 
     `s3:TestEvent` messages and bodies without `Records` give no changes. Keys arrive URL-encoded
     (`+` for space, `%2B` for plus, and some senders encode `/`): every key is decoded here.
+    Anything else that is not an S3 notification raises `S3EventError`.
     """
     if isinstance(body, str):
         try:
@@ -165,12 +188,27 @@ class ObjectInfo:
     size: int
 
 
-def _is_missing(exc: Exception) -> bool:
+@dataclass(frozen=True, slots=True)
+class ObjectData:
+    """An object's bytes (at most `max_bytes + 1` of them) and the ETag they came with."""
+
+    etag: str
+    data: bytes
+
+
+def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return False
-    code = str(response.get("Error", {}).get("Code", ""))
-    return code in {"404", "NoSuchKey", "NotFound"}
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _is_missing(exc: Exception) -> bool:
+    return _error_code(exc) in {"404", "NoSuchKey", "NotFound"}
+
+
+def _etag(value: object) -> str:
+    return str(value or "").strip('"')
 
 
 class S3Site:
@@ -181,6 +219,7 @@ class S3Site:
         self.bucket = bucket
 
     def head(self, key: str) -> ObjectInfo | None:
+        """The object's ETag and size, or None when there is no such object."""
         try:
             response = self._s3.head_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
@@ -189,11 +228,11 @@ class S3Site:
             raise S3Unavailable(f"HEAD s3://{self.bucket}/{key} failed: {exc}") from exc
         return ObjectInfo(
             key=key,
-            etag=str(response.get("ETag", "")).strip('"'),
+            etag=_etag(response.get("ETag")),
             size=int(response.get("ContentLength", 0)),
         )
 
-    def read(self, key: str, *, max_bytes: int) -> bytes | None:
+    def read(self, key: str, *, max_bytes: int) -> ObjectData | None:
         """The object's bytes (at most `max_bytes + 1`, so oversize is detectable), or None."""
         try:
             response = self._s3.get_object(
@@ -203,10 +242,11 @@ class S3Site:
         except Exception as exc:
             if _is_missing(exc):
                 return None
-            if _error_code(exc) == "InvalidRange":  # zero-byte object
-                return b""
+            if _error_code(exc) == "InvalidRange":  # a zero-byte object has no byte 0
+                info = self.head(key)
+                return None if info is None else ObjectData(etag=info.etag, data=b"")
             raise S3Unavailable(f"GET s3://{self.bucket}/{key} failed: {exc}") from exc
-        return body
+        return ObjectData(etag=_etag(response.get("ETag")), data=body)
 
     def list_objects(self, *, prefix: str) -> Iterator[ObjectInfo]:
         try:
@@ -215,18 +255,11 @@ class S3Site:
                 for item in page.get("Contents", []):
                     yield ObjectInfo(
                         key=item["Key"],
-                        etag=str(item.get("ETag", "")).strip('"'),
+                        etag=_etag(item.get("ETag")),
                         size=int(item.get("Size", 0)),
                     )
         except Exception as exc:
             raise S3Unavailable(f"listing s3://{self.bucket}/{prefix} failed: {exc}") from exc
-
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 # --- Keeping the index in step --------------------------------------------------------------------
@@ -252,16 +285,59 @@ class Ingestor(Protocol):
     ) -> Any: ...
     def delete_document(self, source_key: str) -> bool: ...
     def indexed_versions(self) -> dict[str, str | None]: ...
-    def indexed_version(self, source_key: str) -> str | None: ...
+    def is_current(self, source_key: str, version: str) -> bool: ...
+
+
+def pipeline_fingerprint(settings: Settings) -> str:
+    """A short digest of every setting that shapes a page's points. Stored in each page's version
+    so that a page indexed under other settings is never taken as current."""
+    parts = (
+        f"pipeline={PIPELINE_VERSION}",
+        f"model={settings.embedding_model}",
+        f"dims={settings.embedding_dimensions}",
+        f"chunks={settings.chunk_target_tokens},{settings.chunk_max_tokens},"
+        f"{settings.chunk_overlap_tokens},{settings.chunk_min_tokens}",
+        f"site={settings.site_url}",
+        f"route={settings.docs_route_base_path}",
+    )
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+
+
+_NOT_ATTEMPTED = "not attempted: the embeddings endpoint failed earlier in this run"
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One pass of `S3Sync._sync_key`: its result, whether it changed the index, and the ETag of
+    the object it acted on (None: there was no object)."""
+
+    result: ChangeResult
+    changed_index: bool
+    etag: str | None
 
 
 class S3Sync:
     """Applies bucket changes to the index, converging on the bucket's current state."""
 
-    def __init__(self, *, ingestor: Ingestor, s3: S3Client, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        ingestor: Ingestor,
+        s3: S3Client,
+        settings: Settings,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_close` releases what the sync was built with (its Qdrant client)."""
         self._ingestor = ingestor
         self._s3 = s3
         self._settings = settings
+        self._fingerprint = pipeline_fingerprint(settings)
+        self._on_close = on_close
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
 
     def source_key(self, key: str) -> str | None:
         """The page's identity: the object key without the configured prefix (None: outside)."""
@@ -270,8 +346,21 @@ class S3Sync:
             return None
         return key[len(prefix) :]
 
+    def version(self, etag: str) -> str:
+        """What a page indexed from an object with `etag` stores as its version."""
+        return f"{etag}/{self._fingerprint}"
+
     def apply(self, change: ObjectChange) -> ChangeResult:
         """Bring one key's page in line with the bucket. Raises only for transient failures."""
+        bucket = self._settings.docs_bucket
+        if bucket and change.bucket != bucket:
+            logger.warning(
+                "ignoring a change in another bucket",
+                extra={"bucket": change.bucket, "key": change.key, "docs_bucket": bucket},
+            )
+            return ChangeResult(
+                change.key, "ignored", f"bucket {change.bucket!r} is not DOCS_BUCKET"
+            )
         source_key = self.source_key(change.key)
         if source_key is None:
             return ChangeResult(change.key, "ignored", "outside KEY_PREFIX")
@@ -283,35 +372,70 @@ class S3Sync:
     def _sync_key(
         self, site: S3Site, key: str, source_key: str, known: ObjectInfo | None = None
     ) -> ChangeResult:
+        """Make the index hold what the bucket holds for `key`, now.
+
+        When this changed the index (a write or a delete), the key is looked at again: if the
+        object changed meanwhile, the change is made again from the new state, up to
+        `MAX_SYNC_ROUNDS` times (then `S3Unavailable`, and the message is retried).
+        """
         current = known or site.head(key)
+        changed: ChangeResult | None = None
+        for _ in range(MAX_SYNC_ROUNDS):
+            step = self._sync_once(site, key, source_key, current)
+            if not step.changed_index:
+                if changed is not None and step.result.status == "unchanged":
+                    return changed
+                return step.result
+            changed = step.result
+            after = site.head(key)
+            if (after.etag if after else None) == step.etag:
+                return step.result
+            logger.info(
+                "object changed while it was being indexed; syncing it again",
+                extra={"key": key, "indexed": step.etag, "now": after.etag if after else None},
+            )
+            current = after
+        raise S3Unavailable(
+            f"s3://{site.bucket}/{key} kept changing while it was being indexed; will retry"
+        )
+
+    def _sync_once(
+        self, site: S3Site, key: str, source_key: str, current: ObjectInfo | None
+    ) -> _Step:
+        """One pass over a key, given the object's state (None: no object)."""
         if current is None:
-            deleted = self._ingestor.delete_document(source_key)
-            return ChangeResult(key, "deleted" if deleted else "unchanged", "object is gone")
-        if current.size > self._settings.max_document_bytes:
+            if self._ingestor.delete_document(source_key):
+                return _Step(ChangeResult(key, "deleted", "object is gone"), True, None)
+            return _Step(ChangeResult(key, "unchanged", "object is gone"), False, None)
+        max_bytes = self._settings.max_document_bytes
+        if current.size > max_bytes:
             reason = (
-                f"object is {current.size} bytes; MAX_DOCUMENT_BYTES is "
-                f"{self._settings.max_document_bytes}"
+                f"object is {current.size} bytes, over MAX_DOCUMENT_BYTES ({max_bytes}); "
+                "any indexed version is kept"
             )
             logger.warning("skipping oversized object", extra={"key": key, "reason": reason})
-            return ChangeResult(key, "skipped", reason)
-        if current.etag and self._ingestor.indexed_version(source_key) == current.etag:
-            return ChangeResult(key, "unchanged", "same ETag already indexed")
-        data = site.read(key, max_bytes=self._settings.max_document_bytes)
-        if data is None:  # deleted between HEAD and GET
-            deleted = self._ingestor.delete_document(source_key)
-            return ChangeResult(key, "deleted" if deleted else "unchanged", "object is gone")
+            return _Step(ChangeResult(key, "skipped", reason), False, current.etag)
+        if current.etag and self._ingestor.is_current(source_key, self.version(current.etag)):
+            result = ChangeResult(key, "unchanged", "same ETag already indexed")
+            return _Step(result, False, current.etag)
+        fetched = site.read(key, max_bytes=max_bytes)
+        if fetched is None:  # deleted between HEAD and GET
+            return self._sync_once(site, key, source_key, None)
+        version = self.version(fetched.etag) if fetched.etag else None
         try:
-            outcome = self._ingestor.ingest_document(source_key, data, version=current.etag)
+            outcome = self._ingestor.ingest_document(source_key, fetched.data, version=version)
         except DocumentError as exc:
             logger.warning("skipping unreadable object", extra={"key": key, "reason": str(exc)})
-            return ChangeResult(key, "skipped", str(exc))
-        return ChangeResult(
+            return _Step(ChangeResult(key, "skipped", str(exc)), False, fetched.etag)
+        result = ChangeResult(
             key,
             outcome.status,
             outcome.reason,
             chunks=outcome.chunks,
             embedding_calls=outcome.embedding_calls,
         )
+        changed_index = outcome.status in ("added", "updated", "deleted")
+        return _Step(result, changed_index, fetched.etag)
 
     def apply_notification(self, body: str) -> list[ChangeResult]:
         """Apply one SQS message's S3 notification. Malformed bodies and transient failures raise
@@ -320,7 +444,7 @@ class S3Sync:
         results = []
         for change in parse_notification(body):
             result = self.apply(change)
-            _record(result)
+            _record(result, change)
             results.append(result)
         return results
 
@@ -329,7 +453,7 @@ class S3Sync:
         summary = IngestSummary()
         for change in parse_notification(event):
             result = self.apply(change)
-            _record(result)
+            _record(result, change)
             _count(summary, result)
         return asdict(summary)
 
@@ -339,7 +463,7 @@ class S3Sync:
         if not bucket:
             raise ConfigError("DOCS_BUCKET: reconcile needs the name of the docs bucket")
         summary = self.reconcile(bucket=bucket)
-        for status in ("added", "updated", "unchanged", "deleted", "skipped"):
+        for status in ("added", "updated", "unchanged", "deleted", "skipped", "failed"):
             telemetry.count(f"Pages{status.capitalize()}", getattr(summary, status))
         telemetry.count("ChunksWritten", summary.chunks_written)
         telemetry.count("EmbeddingCalls", summary.embedding_calls)
@@ -347,19 +471,40 @@ class S3Sync:
         return {"bucket": bucket, **asdict(summary)}
 
     def reconcile(self, *, bucket: str) -> IngestSummary:
-        """Full sync: index new and changed objects, delete pages no longer in the bucket."""
+        """Full sync: index new and changed objects, delete pages no longer in the bucket.
+
+        A key that fails (S3 error, embeddings down) is counted in `failed` with its reason and
+        the run goes on; after the first embedding failure no more embedding calls are made in
+        this run. Qdrant failures and configuration errors stop the run.
+        """
         site = S3Site(s3=self._s3, bucket=bucket)
         summary = IngestSummary()
         prefix = self._settings.key_prefix_with_slash
         present: set[str] = set()
+        embedder_down = False
         for obj in site.list_objects(prefix=prefix):
             source_key = self.source_key(obj.key)
             if source_key is None or classify_key(source_key).format is None:
                 continue
             present.add(source_key)
+            if embedder_down and not self._ingestor.is_current(source_key, self.version(obj.etag)):
+                summary.failed += 1
+                summary.failures[source_key] = _NOT_ATTEMPTED
+                continue
             try:
                 result = self._sync_key(site, obj.key, source_key, known=obj)
-            except DocsRagError as exc:
+            except EmbeddingDimensionMismatch:
+                raise  # configuration: every page would fail the same way
+            except EmbeddingError as exc:
+                summary.failed += 1
+                summary.failures[source_key] = f"embedding failed: {exc}"
+                embedder_down = True
+                logger.error(
+                    "embedding failed; the rest of this reconcile makes no embedding calls",
+                    extra={"key": obj.key, "error": str(exc)},
+                )
+                continue
+            except S3Unavailable as exc:
                 summary.failed += 1
                 summary.failures[source_key] = str(exc)
                 logger.error(
@@ -367,13 +512,22 @@ class S3Sync:
                 )
                 continue
             _count(summary, result)
-        for source_key in sorted(set(self._ingestor.indexed_versions()) - present):
+        gone = sorted(set(self._ingestor.indexed_versions()) - present)
+        if gone and not present:
+            # A wrong DOCS_BUCKET or KEY_PREFIX must not wipe the whole index (and its embeddings);
+            # pages removed from the bucket one by one leave through their delete events.
+            logger.warning(
+                "the bucket holds no pages; not deleting the indexed pages missing from it",
+                extra={"bucket": bucket, "prefix": prefix, "indexed_pages": len(gone)},
+            )
+            return summary
+        for source_key in gone:
             if self._ingestor.delete_document(source_key):
                 summary.deleted += 1
         return summary
 
 
-def _record(result: ChangeResult) -> None:
+def _record(result: ChangeResult, change: ObjectChange) -> None:
     """Log one applied change and count it in the metrics."""
     if result.status != "ignored":
         telemetry.count(f"Pages{result.status.capitalize()}")
@@ -381,27 +535,32 @@ def _record(result: ChangeResult) -> None:
         telemetry.count("EmbeddingCalls", result.embedding_calls)
     logger.info(
         "s3 change applied",
-        extra={"key": result.key, "status": result.status, "reason": result.reason},
+        extra={
+            "key": result.key,
+            "event": change.event_name,
+            "status": result.status,
+            "reason": result.reason,
+        },
     )
 
 
 def build_s3_sync(*, settings: Settings, s3: S3Client) -> S3Sync:
     """The ingest pipeline for Lambda: Qdrant, BM25, embeddings, built once per container."""
-    from docsrag.embeddings import build_embedder
-    from docsrag.index import DocsIndex, build_qdrant_client
-    from docsrag.ingest import Ingestor
-    from docsrag.sparse import BM25Encoder
-
+    qdrant = build_qdrant_client(settings)
     index = DocsIndex(
-        client=build_qdrant_client(settings),
+        client=qdrant,
         collection=settings.collection_name,
         dense_dimensions=settings.embedding_dimensions,
     )
-    index.ensure_collection()
-    ingestor = Ingestor(
+    try:
+        index.ensure_collection()
+    except Exception:
+        qdrant.close()  # an embedded store stays locked while a client holds it
+        raise
+    ingestor = DocumentIngestor(
         index=index, encoder=BM25Encoder(), embedder=build_embedder(settings), settings=settings
     )
-    return S3Sync(ingestor=ingestor, s3=s3, settings=settings)
+    return S3Sync(ingestor=ingestor, s3=s3, settings=settings, on_close=qdrant.close)
 
 
 def _count(summary: IngestSummary, result: ChangeResult) -> None:

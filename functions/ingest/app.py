@@ -2,7 +2,10 @@
 
 Accepts, in one handler:
 - SQS batches whose bodies are S3 notifications (the deployed path): Powertools `BatchProcessor`
-  with partial batch failure, so one bad message never blocks or re-runs the others;
+  with partial batch failure, so one bad message never blocks or re-runs the others. A message
+  fails (is retried, then kept in the dead-letter queue) when its body is not an S3 notification
+  or a transient error stops it (S3, Qdrant, embeddings); a document that cannot be indexed
+  (binary, over MAX_DOCUMENT_BYTES, unparseable) is skipped with a logged reason and acknowledged;
 - direct S3 notification events (`sam local invoke`, or S3 wired straight to Lambda);
 - `{"action": "reconcile"}`: a full sync of the bucket (first deploy, repairing drift).
 """
@@ -29,7 +32,9 @@ logger = Logger()
 tracer = Tracer()
 share_logging(logger)
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose messages all fail is reported like any other (every message id listed) rather
+# than raised: the queue retries them the same way, and the response stays one shape.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _sync: S3Sync | None = None
 
 
@@ -42,7 +47,10 @@ def _get_sync() -> S3Sync:
 
 
 def _forget_clients() -> None:
+    """Close and drop the clients; the next invocation builds them again."""
     global _sync
+    if _sync is not None:
+        _sync.close()
     _sync = None
 
 
@@ -51,18 +59,29 @@ after_restore(_forget_clients)
 
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
+    """One SQS message: an S3 notification. Raising marks the message failed (retried)."""
     logger.set_correlation_id(record.message_id)
-    _get_sync().apply_notification(record.body)
+    try:
+        _get_sync().apply_notification(record.body)
+    except Exception:
+        logger.exception(
+            "message failed; SQS will deliver it again (then to the dead-letter queue)",
+            extra={"attempt": record.attributes.approximate_receive_count},
+        )
+        raise
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(None)  # set per message below; none left from the last invocation
     kind = event_kind(event)
     if kind == "sqs":
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+        return dict(
+            process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
         )
     if kind == "reconcile":
         return _get_sync().reconcile_report()

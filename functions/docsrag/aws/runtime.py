@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from docsrag.aws.secrets import secret_overrides
+from docsrag.aws.secrets import clear_secret_cache, secret_overrides
 from docsrag.config import Settings, load_settings
 
 
@@ -23,10 +24,16 @@ def share_logging(logger: Logger) -> None:
     copy_config_to_registered_loggers(source_logger=logger, include={"docsrag"})
 
 
-def after_restore(callback: object) -> None:
-    """Register `callback` to run after a SnapStart restore (no-op outside Lambda)."""
+def after_restore(callback: Callable[[], object]) -> None:
+    """Run `callback` after a SnapStart restore (no-op outside Lambda). Secrets cached in the
+    snapshot are forgotten first, so a callback that rebuilds settings reads them again."""
     try:
         from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
     except ImportError:
         return
-    register_after_restore(callback)
+
+    def restored() -> None:
+        clear_secret_cache()
+        callback()
+
+    register_after_restore(restored)
