@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -24,6 +24,9 @@ DEFAULT_FALLBACK_MODELS = (
 )
 
 CommaList = Annotated[list[str], NoDecode]
+
+# Characters a URL fragment may carry as they are (RFC 3986 pchar plus "/" and "?").
+_FRAGMENT_SAFE = "/?!$&'()*+,;=:@-._~"
 
 
 def _split_commas(value: object) -> object:
@@ -216,8 +219,9 @@ class Settings(BaseSettings):
 
     def public_url(self, path: str, anchor: str | None = None) -> str:
         """The citation link for a page path (`/docs/cli`) and optional heading anchor."""
-        url = self.site_url + (path if path.startswith("/") else f"/{path}")
-        return f"{url}#{anchor}" if anchor else url
+        path = path if path.startswith("/") else f"/{path}"
+        url = self.site_url + quote(path, safe="/!$&'()*+,;=:@-._~")
+        return f"{url}#{quote(anchor, safe=_FRAGMENT_SAFE)}" if anchor else url
 
 
 def load_settings(**overrides: object) -> Settings:

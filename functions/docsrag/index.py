@@ -498,6 +498,7 @@ class DocsIndex:
             if snapshot is None:
                 snapshot = LocalSnapshot.build(
                     self._scroll_for_snapshot(),
+                    payload_fields=_HIT_FIELDS,
                     dense_name=DENSE_VECTOR,
                     sparse_name=SPARSE_VECTOR,
                     dimensions=self.dense_dimensions,

@@ -93,6 +93,7 @@ class LocalSnapshot:
         *,
         ids: list[models.ExtendedPointId],
         payloads: list[dict[str, Any]],
+        payload_fields: Sequence[str],
         dense_name: str,
         sparse_name: str,
         dimensions: int,
@@ -107,6 +108,7 @@ class LocalSnapshot:
     ) -> None:
         self._ids = ids
         self._payloads = payloads
+        self.payload_fields = frozenset(payload_fields)
         self.dense_name = dense_name
         self.sparse_name = sparse_name
         self.dimensions = dimensions
@@ -138,11 +140,12 @@ class LocalSnapshot:
         cls,
         records: Iterable[models.Record],
         *,
+        payload_fields: Sequence[str],
         dense_name: str,
         sparse_name: str,
         dimensions: int,
     ) -> LocalSnapshot:
-        """A snapshot of `records` (a scroll with the hit payload fields and both vectors).
+        """A snapshot of `records`: a scroll with `payload_fields` and both vectors.
 
         Vectors are moved into numpy a block of points at a time: as Python lists of floats a
         10k x 1536 matrix would take ~0.5 GB on the way.
@@ -192,6 +195,7 @@ class LocalSnapshot:
         return cls(
             ids=ids,
             payloads=payloads,
+            payload_fields=payload_fields,
             dense_name=dense_name,
             sparse_name=sparse_name,
             dimensions=dimensions,
@@ -214,7 +218,7 @@ class LocalSnapshot:
         """Answer a plain dense or sparse `QueryRequest` as local mode's `query_points` would.
 
         Only what `DocsIndex` sends is supported (`query`, `using`, `limit`, `with_payload` as
-        False or a list of the snapshot's fields); anything else is a ValueError.
+        False or a list of the snapshot's `payload_fields`); anything else is a ValueError.
         """
         unsupported = [
             name
@@ -301,9 +305,12 @@ class LocalSnapshot:
     def _payload_fields(self, with_payload: Any) -> list[str] | None:
         if with_payload is None or with_payload is False:
             return None
-        if isinstance(with_payload, list) and all(isinstance(f, str) for f in with_payload):
-            return with_payload
-        raise ValueError("the search snapshot returns payload fields given as a list of names")
+        if not isinstance(with_payload, list) or not all(isinstance(f, str) for f in with_payload):
+            raise ValueError("the search snapshot returns payload fields given as a list of names")
+        missing = set(with_payload) - self.payload_fields
+        if missing:
+            raise ValueError(f"the search snapshot was built without payload fields {missing}")
+        return with_payload
 
 
 class _Blocks:

@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient
 from docsrag.config import Settings, load_settings
 from docsrag.errors import EmbeddingDimensionMismatch, IndexUnavailable
 from docsrag.index import DocsIndex, build_qdrant_client, point_id
-from docsrag.models import Chunk, SparseVector
+from docsrag.models import Chunk, Hit, SparseVector
 
 DIMS = 8
 
@@ -193,6 +193,47 @@ def test_hybrid_hits_carry_payload_for_citations(index: DocsIndex) -> None:
         ("Part 1",),
     )
     assert top.text == "deploy to github pages"
+
+
+def test_hits_list_every_section_their_chunk_covers(index: DocsIndex, client: QdrantClient) -> None:
+    # GIVEN a chunk that holds a tiny section and the one after it
+    merged = Chunk(
+        source_key="guide.md",
+        path="/docs/guide",
+        page_title="Guide",
+        heading_path=("Before you start",),
+        anchor="before-you-start",
+        text="You need Node.js 18.\n\n## Install\n\nRun npm install.",
+        chunk_index=0,
+        anchors=("before-you-start", "install"),
+    )
+
+    def write() -> None:
+        index.write_page(
+            chunks=[merged],
+            content_hash="h1",
+            sparse=[_sparse(merged.embed_text)],
+            dense=[_dense(merged.embed_text)],
+        )
+
+    def search() -> Hit:
+        (hit,) = index.search(
+            sparse=_sparse("npm install"), dense=_dense("npm install"), limit=5, prefetch_limit=10
+        ).hits
+        return hit
+
+    # WHEN it was indexed before chunks recorded their sections (no `anchors` in the payload)
+    write()
+    client.delete_payload("docs", keys=["anchors"], points=[point_id("guide.md", 0)])
+    # THEN its hits cover the one section they cite
+    assert (search().anchor, search().anchors) == ("before-you-start", ("before-you-start",))
+
+    # WHEN it is written now
+    write()
+    # THEN a hit cites the first section and knows it covers both
+    hit = search()
+    assert hit.anchor == "before-you-start"
+    assert hit.anchors == ("before-you-start", "install")
 
 
 def test_a_query_of_only_unknown_words_finds_nothing(index: DocsIndex) -> None:

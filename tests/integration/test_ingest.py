@@ -291,3 +291,25 @@ def test_ingest_document_stores_the_version_and_skips_unchanged_content(
     assert ingestor.indexed_version("installation.md") == "0002"
     assert ingestor.indexed_versions() == {"installation.md": "0002"}
     assert ingestor.indexed_version("missing.md") is None
+
+
+def test_merged_sections_are_stored_and_a_new_heading_id_rewrites_the_page(
+    tmp_path: Path, qdrant: QdrantClient, fake_openai: FakeOpenAI
+) -> None:
+    # GIVEN a page whose intro and first two sections are each too small to stand alone
+    ingestor, _ = make_ingestor(qdrant, make_settings(tmp_path, fake_openai))
+    ingestor.ingest_document("installation.md", INSTALL.encode())
+
+    # THEN one chunk holds them all, cites the top of the page and lists every section
+    (point,) = [entry["payload"] for entry in payloads(qdrant).values()]
+    assert point["anchor"] is None
+    assert point["anchors"] == [None, "requirements", "scaffold-a-project"]
+
+    # WHEN only the id of a merged heading changes (the text stays the same)
+    renamed = INSTALL.replace("## Requirements", "## Requirements {#prerequisites}")
+    outcome = ingestor.ingest_document("installation.md", renamed.encode())
+
+    # THEN the page is written again, so search knows the section by its new id
+    assert outcome.status == "updated"
+    (point,) = [entry["payload"] for entry in payloads(qdrant).values()]
+    assert point["anchors"] == [None, "prerequisites", "scaffold-a-project"]

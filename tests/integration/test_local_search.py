@@ -100,7 +100,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QdrantClient]:
         texts = [_text(rng, length) for length in lengths]
         _write_page(index, page, texts, dense=page not in BM25_ONLY_PAGES, seed=page)
     # Points docsrag never writes, for how local mode counts N in the IDF: the points that have
-    # the sparse vector, an empty one included; points without it are not in the corpus.
+    # the sparse vector, an empty one included; points without it are not in the corpus. (Written
+    # past DocsIndex, which is fine only because no search has built a snapshot yet.)
     vectors = np.random.default_rng(1000)
     odd: list[dict[str, object]] = [{DENSE_VECTOR: _vector(vectors)} for _ in range(5)]
     odd += [{SPARSE_VECTOR: models.SparseVector(indices=[], values=[])} for _ in range(7)]
@@ -122,15 +123,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QdrantClient]:
 def _queries() -> list[tuple[SparseVector, list[float]]]:
     rng = random.Random(11)
     vectors = np.random.default_rng(11)
-    queries = [(ENCODER.encode_query(_text(rng, rng.randint(1, 5))), _vector(vectors))]
-    for _ in range(24):
-        queries.append((ENCODER.encode_query(_text(rng, rng.randint(1, 5))), _vector(vectors)))
+    queries = [
+        (ENCODER.encode_query(_text(rng, rng.randint(1, 5))), _vector(vectors)) for _ in range(25)
+    ]
     # words the docs never use, next to one they do
     queries.append((ENCODER.encode_query("croissant baguette plugin"), _vector(vectors)))
     return queries
 
 
-def _qdrant(client: QdrantClient, sparse: SparseVector | None, dense: list[float] | None) -> list:
+def _qdrant(
+    client: QdrantClient, sparse: SparseVector | None, dense: list[float] | None
+) -> list[models.ScoredPoint]:
     """Local mode's own answer: a plain query, or prefetch + FusionQuery RRF for both vectors."""
     sparse_query = (
         models.SparseVector(indices=sparse.indices, values=sparse.values) if sparse else None

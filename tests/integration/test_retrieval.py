@@ -199,7 +199,8 @@ async def test_off_topic_questions_are_not_covered_in_hybrid_mode(
     assert not result.covered
 
 
-async def test_at_most_the_page_cap_of_chunks_per_page(site: Site) -> None:
+async def test_the_best_page_gives_one_chunk_more_than_the_cap(site: Site) -> None:
+    # GIVEN a question that every section of the theme page matches
     question = "themeConfig navbar footer color mode announcement bar table of contents"
 
     result = await retriever(site, hybrid=False, retrieval_max_chunks_per_page=2).retrieve(
@@ -209,10 +210,32 @@ async def test_at_most_the_page_cap_of_chunks_per_page(site: Site) -> None:
         question, []
     )
 
+    # THEN the theme page, which holds the best hit, gives the cap plus one
+    assert result.hits[0].path == "/docs/theme"
     theme_hits = [hit for hit in result.hits if hit.path == "/docs/theme"]
-    assert len(theme_hits) == 2
-    assert len([hit for hit in uncapped.hits if hit.path == "/docs/theme"]) > 2
+    assert len(theme_hits) == 3
+    assert len([hit for hit in uncapped.hits if hit.path == "/docs/theme"]) > 3
     assert len(result.hits) <= site.settings.retrieval_top_k
+
+
+async def test_pages_other_than_the_best_one_keep_the_cap(site: Site) -> None:
+    # GIVEN a question whose best match is on the deployment page, with more theme sections
+    # matching than the cap allows
+    question = "where is the navbar footer and the netlify deploy"
+
+    result = await retriever(site, hybrid=False, retrieval_max_chunks_per_page=2).retrieve(
+        question, []
+    )
+    uncapped = await retriever(site, hybrid=False, retrieval_max_chunks_per_page=10).retrieve(
+        question, []
+    )
+
+    # THEN the deployment page gives three sections and the theme page only two
+    assert result.hits[0].anchor == "deploying-to-netlify"
+    pages = [hit.path for hit in result.hits]
+    assert pages.count("/docs/deployment") == 3
+    assert pages.count("/docs/theme") == 2
+    assert [hit.path for hit in uncapped.hits].count("/docs/theme") > 2
 
 
 @pytest.mark.parametrize("hybrid", [True, False], ids=["hybrid", "bm25"])

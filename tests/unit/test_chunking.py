@@ -102,6 +102,7 @@ def test_each_section_that_fits_is_one_chunk_with_its_citation_data() -> None:
     # THEN each section is a chunk, numbered in page order, linking to its own heading
     assert [c.chunk_index for c in chunks] == [0, 1, 2]
     assert [c.anchor for c in chunks] == [None, "install", "usage"]
+    assert [c.anchors for c in chunks] == [(None,), ("install",), ("usage",)]
     assert [c.heading_path for c in chunks] == [(), ("Install",), ("Usage",)]
     assert {(c.source_key, c.path, c.page_title) for c in chunks} == {
         ("docs/guide/index.html", "/docs/guide", "Guide")
@@ -140,7 +141,7 @@ def test_long_prose_is_split_near_the_target_with_sentence_overlap() -> None:
     assert len(chunks) == 4
     assert max(sizes) <= 512
     assert min(sizes) >= 0.8 * total / 4
-    assert {c.anchor for c in chunks} == {"long"}
+    assert {c.anchors for c in chunks} == {("long",)}
     # AND each part starts with the last whole sentence(s) of the part before it
     for before, after in itertools.pairwise(chunks):
         first_sentence = after.text.split(". ")[0] + "."
@@ -228,6 +229,21 @@ def test_tiny_section_joins_the_next_one_and_the_link_lands_on_its_own_heading()
     assert only.anchor == "before-you-start"
     assert only.heading_path == ("Before you start",)
     assert only.text == f"You need Node.js 18.\n\n## Setup\n\n{prose(120)}"
+    # and it is known to hold both sections, so a search for "Setup" finds it
+    assert only.anchors == ("before-you-start", "setup")
+
+
+def test_a_tiny_page_intro_joins_the_first_section_and_the_link_goes_to_the_page_top() -> None:
+    # GIVEN a one-sentence intro before the first heading, then a normal section
+    intro = section("Math", ("text", "Equations are rendered with KaTeX."), anchor=None, path=())
+    usage = section("Usage", ("text", prose(120)))
+    chunks = chunk(page(intro, usage))
+    # THEN the citation lands on the top of the page, where the cited text starts (title,
+    # intro, then the "Usage" heading a line below), and the chunk covers both
+    assert len(chunks) == 1
+    assert chunks[0].anchor is None
+    assert chunks[0].anchors == (None, "usage")
+    assert chunks[0].text.startswith("Equations are rendered with KaTeX.\n\n## Usage\n\n")
 
 
 def test_tiny_last_child_joins_its_previous_sibling_rather_than_the_next_chapter() -> None:
@@ -236,6 +252,7 @@ def test_tiny_last_child_joins_its_previous_sibling_rather_than_the_next_chapter
     next_chapter = section("Upgrade", ("text", prose(120, start=500)))
     chunks = chunk(page(deploy, note, next_chapter))
     assert [c.anchor for c in chunks] == ["deploy", "upgrade"]
+    assert [c.anchors for c in chunks] == [("deploy", "note"), ("upgrade",)]
     assert chunks[0].text.endswith("\n\n### Note\n\nRestart after.")
 
 
@@ -246,6 +263,8 @@ def test_tiny_sections_in_a_row_gather_until_they_are_big_enough() -> None:
     assert chunks[0].anchor == "flag-0"
     assert all(count_tokens(c.text) >= 40 for c in chunks[:-1])
     assert "## Flag 1\n\nSets flag number 1." in chunks[0].text
+    # every flag is covered by exactly one chunk, in page order
+    assert [a for c in chunks for a in c.anchors] == [f"flag-{i}" for i in range(12)]
 
 
 def test_tiny_section_that_fits_nowhere_stays_on_its_own() -> None:
@@ -255,7 +274,15 @@ def test_tiny_section_that_fits_nowhere_stays_on_its_own() -> None:
     also_big = section("Also big", ("text", filler(509)))
     chunks = chunk(page(big, tiny, also_big))
     assert [c.anchor for c in chunks] == ["big", "tiny", "also-big"]
+    assert [c.anchors for c in chunks] == [("big",), ("tiny",), ("also-big",)]
     assert chunks[1].text == "Short."
+
+
+def test_a_chunk_made_without_anchors_covers_its_own_anchor() -> None:
+    made = Chunk("k.md", "/docs/k", "K", ("Part",), "part", "text", 0)
+    assert made.anchors == ("part",)
+    with pytest.raises(ValueError, match="anchors must start with the anchor"):
+        Chunk("k.md", "/docs/k", "K", ("Part",), "part", "text", 0, anchors=("other", "part"))
 
 
 # --- invariants on generated pages -----------------------------------------------------------
@@ -362,6 +389,14 @@ def test_chunking_invariants(p: ParsedPage, chunk_sizes: dict[str, int]) -> None
         fences = [line for line in c.text.split("\n") if line.startswith("```")]
         assert len(fences) % 2 == 0, c.text
 
-    # each chunk cites a section of the page
+    # each chunk cites a section of the page, the first of those it covers
     anchors = {s.anchor for s in p.sections}
-    assert all(c.anchor in anchors for c in chunks)
+    assert all(c.anchor in anchors and c.anchors[0] == c.anchor for c in chunks)
+
+    # every section with text is covered, and the covered anchors follow the page order
+    with_text = [s.anchor for s in p.sections if any(b.text.strip() for b in s.blocks)]
+    covered = [a for c in chunks for a in c.anchors]
+    assert set(covered) == set(with_text)
+    order = {anchor: position for position, anchor in enumerate(with_text)}
+    positions = [order[a] for a in covered]
+    assert positions == sorted(positions)

@@ -1,0 +1,236 @@
+"""`POST /chat` and `GET /health` through the real FastAPI app, embedded Qdrant and the loopback
+fake OpenRouter: what a script or the widget sees, including every error status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from docsrag.api import create_app, max_body_bytes
+from docsrag.config import Settings
+from docsrag.container import Container
+from tests.fakes.openai_server import FakeOpenAI
+
+PAGES = {
+    "install.md": """---
+title: Installation
+---
+
+# Installation
+
+Install the tool with pip before anything else.
+
+## Requirements
+
+You need Python 3.11 or newer and a C compiler for the native extension.
+
+## Upgrading
+
+Run pip install --upgrade to move to the latest release of the tool.
+""",
+    "deploy/aws.md": """---
+title: Deploying to AWS
+---
+
+# Deploying to AWS
+
+## Build the stack {#build}
+
+Run sam build and then sam deploy --guided to create the CloudFormation stack.
+
+## Tear down
+
+Delete the stack with sam delete when you no longer need the deployment.
+""",
+}
+
+
+def _settings(tmp_path: Path, fake: FakeOpenAI | None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "qdrant_path": tmp_path / "qdrant",
+        "site_url": "https://docs.example.org",
+        "embedding_dimensions": 64,
+        "llm_timeout_seconds": 2,
+        "llm_max_retries": 0,
+        "embedding_max_retries": 0,
+        "cors_origins": ["https://docs.example.org"],
+        "max_message_chars": 500,
+        "chatkit_sqlite_path": tmp_path / "chatkit.sqlite3",
+    }
+    if fake is not None:
+        values |= {"openrouter_api_key": fake.api_key, "openrouter_base_url": fake.base_url}
+    values |= overrides
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def _write_site(root: Path) -> Path:
+    for name, text in PAGES.items():
+        path = root / "docs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root / "docs"
+
+
+@pytest.fixture
+def llm_client(tmp_path: Path, fake_openai: FakeOpenAI) -> Iterator[TestClient]:
+    settings = _settings(tmp_path, fake_openai)
+    container = Container.build(settings)
+    container.ingestor().sync_folder(_write_site(tmp_path))
+    with TestClient(create_app(container=container)) as client:
+        yield client
+
+
+@pytest.fixture
+def keyless_client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = _settings(tmp_path, None)
+    container = Container.build(settings)
+    container.ingestor().sync_folder(_write_site(tmp_path))
+    with TestClient(create_app(container=container)) as client:
+        yield client
+
+
+def test_chat_answers_with_cited_sections(llm_client: TestClient) -> None:
+    response = llm_client.post("/chat", json={"message": "How do I deploy the stack with sam?"})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"answer", "sources", "mode"}
+    assert body["mode"] == "llm"
+    assert "[1]" in body["answer"]
+    first = body["sources"][0]
+    assert first["url"] == "https://docs.example.org/docs/deploy/aws#build"
+    assert first["anchor"] == "build"
+    assert "sam build" in first["snippet"]
+    assert response.headers["x-request-id"]
+
+
+def test_history_follow_up_is_accepted(llm_client: TestClient) -> None:
+    response = llm_client.post(
+        "/chat",
+        json={
+            "message": "and how do I delete it?",
+            "history": [
+                {"role": "user", "content": "How do I deploy to AWS?"},
+                {"role": "assistant", "content": "Run sam deploy [1]."},
+            ],
+        },
+    )
+    assert response.status_code == 200
+    urls = [source["url"] for source in response.json()["sources"]]
+    assert any("/docs/deploy/aws" in url for url in urls)
+
+
+def test_without_a_key_answers_are_retrieval_only_with_links(keyless_client: TestClient) -> None:
+    response = keyless_client.post("/chat", json={"message": "What are the requirements to install it?"})
+
+    body = response.json()
+    assert response.status_code == 200
+    assert body["mode"] == "retrieval_only"
+    assert body["sources"][0]["url"].startswith("https://docs.example.org/docs/install")
+    assert "not set up" in body["answer"]
+
+
+def test_off_topic_question_says_the_docs_do_not_cover_it(llm_client: TestClient) -> None:
+    response = llm_client.post("/chat", json={"message": "What is the capital of France?"})
+    body = response.json()
+    assert response.status_code == 200
+    assert body["sources"] == []
+    assert "couldn't find" in body["answer"].lower()
+
+
+def test_rate_limited_model_still_returns_sources(
+    llm_client: TestClient, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.fail_next(429, retry_after=0, count=5, endpoint="chat")
+    response = llm_client.post("/chat", json={"message": "How do I upgrade the tool?"})
+    body = response.json()
+    assert response.status_code == 200
+    assert body["mode"] == "retrieval_only"
+    assert body["sources"][0]["url"].startswith("https://docs.example.org/docs/install")
+    assert "try again in a minute" in body["answer"]
+
+
+def test_health_reports_search_mode_and_index(llm_client: TestClient) -> None:
+    body = llm_client.get("/health").json()
+    assert body["status"] == "ok"
+    assert body["llm"] == "configured"
+    assert body["search"] == "hybrid"
+    assert body["index"]["chunks"] > 0
+
+
+def test_health_says_when_search_is_bm25_only(keyless_client: TestClient) -> None:
+    body = keyless_client.get("/health").json()
+    assert body["search"] == "bm25"
+    assert "OPENROUTER_API_KEY" in body["notice"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ('{"message": ', 400, "invalid_json"),
+        ("{}", 422, "invalid_request"),
+        ('{"message": ""}', 422, "invalid_request"),
+        ('{"message": "   "}', 422, "invalid_request"),
+        ('{"message": 42}', 422, "invalid_request"),
+        ('{"message": "hi", "extra": 1}', 422, "invalid_request"),
+        ('{"message": "hi", "history": [{"role": "system", "content": "x"}]}', 422, "invalid_request"),
+        (json.dumps({"message": "x" * 501}), 413, "message_too_long"),
+    ],
+)
+def test_bad_requests_get_clear_errors(
+    keyless_client: TestClient, payload: str, status: int, code: str
+) -> None:
+    response = keyless_client.post(
+        "/chat", content=payload, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["request_id"] == response.headers["x-request-id"]
+
+
+def test_oversized_body_is_refused_before_parsing(keyless_client: TestClient, tmp_path: Path) -> None:
+    limit = max_body_bytes(_settings(tmp_path, None))
+    response = keyless_client.post(
+        "/chat",
+        content=b'{"message": "' + b"a" * limit + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_cors_allows_only_listed_origins(keyless_client: TestClient) -> None:
+    preflight = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    allowed = keyless_client.options(
+        "/chat", headers={"origin": "https://docs.example.org", **preflight}
+    )
+    assert allowed.headers["access-control-allow-origin"] == "https://docs.example.org"
+
+    refused = keyless_client.options("/chat", headers={"origin": "https://evil.example", **preflight})
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_unreachable_qdrant_answers_503_and_recovers_nothing_half_done(tmp_path: Path) -> None:
+    # A closed port on loopback: nothing listens there.
+    settings = _settings(
+        tmp_path, None, qdrant_url="http://127.0.0.1:9", qdrant_timeout_seconds=1
+    )
+    with TestClient(create_app(settings=settings)) as client:
+        chat = client.post("/chat", json={"message": "How do I install it?"})
+        health = client.get("/health")
+
+    assert chat.status_code == 503
+    assert chat.json()["error"]["code"] == "index_unavailable"
+    assert "try again" in chat.json()["error"]["message"].lower()
+    assert health.status_code == 503
+    assert health.json()["status"] == "unavailable"
