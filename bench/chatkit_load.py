@@ -197,30 +197,32 @@ async def turn(
 
 
 async def visitor(
-    client: httpx.AsyncClient,
+    base_url: str,
     questions: list[str],
     results: Results,
     start_delay: float,
 ) -> None:
+    """One visitor: its own client and connection, as a browser tab has."""
     await asyncio.sleep(start_delay)
     try:
-        session = await client.post("/session")
-        token = session.json()["token"]
-        thread_id = await turn(
-            client,
-            token,
-            {"type": "threads.create", "params": {"input": user_input(questions[0])}},
-            results,
-            1,
-        )
-        for number, question in enumerate(questions[1:], start=2):
-            if thread_id is None:
-                return
-            payload = {
-                "type": "threads.add_user_message",
-                "params": {"thread_id": thread_id, "input": user_input(question)},
-            }
-            await turn(client, token, payload, results, number)
+        async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
+            session = await client.post("/session")
+            token = session.json()["token"]
+            thread_id = await turn(
+                client,
+                token,
+                {"type": "threads.create", "params": {"input": user_input(questions[0])}},
+                results,
+                1,
+            )
+            for number, question in enumerate(questions[1:], start=2):
+                if thread_id is None:
+                    return
+                payload = {
+                    "type": "threads.add_user_message",
+                    "params": {"thread_id": thread_id, "input": user_input(question)},
+                }
+                await turn(client, token, payload, results, number)
     except httpx.HTTPError as exc:
         results.errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -234,22 +236,18 @@ def percentile(values: list[float], p: float) -> float:
 async def run_load(args: argparse.Namespace, base_url: str, questions: list[str]) -> Results:
     rng = random.Random(7)
     results = Results()
-    limits = httpx.Limits(
-        max_connections=args.visitors * 2, max_keepalive_connections=args.visitors * 2
-    )
-    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
-        tasks = [
-            visitor(
-                client,
-                rng.sample(questions, args.turns),
-                results,
-                rng.uniform(0, args.ramp) if args.ramp else 0.0,
-            )
-            for _ in range(args.visitors)
-        ]
-        started = time.perf_counter()
-        await asyncio.gather(*tasks)
-        results_wall = time.perf_counter() - started
+    tasks = [
+        visitor(
+            base_url,
+            rng.sample(questions, args.turns),
+            results,
+            rng.uniform(0, args.ramp) if args.ramp else 0.0,
+        )
+        for _ in range(args.visitors)
+    ]
+    started = time.perf_counter()
+    await asyncio.gather(*tasks)
+    results_wall = time.perf_counter() - started
     print(f"wall time: {results_wall:.1f} s for {args.visitors} visitors x {args.turns} turns")
     return results
 
@@ -327,7 +325,7 @@ def main() -> None:
                     await wait_ready(probe, app)
                     # One warm-up turn: first-use costs (store, agent, connections) are not load.
                     warm = Results()
-                    await visitor(probe, questions[:1], warm, 0.0)
+                    await visitor(base_url, questions[:1], warm, 0.0)
                     if warm.errors:
                         raise SystemExit(f"warm-up failed: {warm.errors}")
                 cpu = [cpu_seconds(app.pid), cpu_seconds(fake.pid)]

@@ -24,18 +24,15 @@ How a page becomes chunks:
    A merged chunk lists every section it holds in `Chunk.anchors` (page order), so search results
    and the benchmark know that a chunk starting at "Before you start" also holds "Setup".
 
-   The citation anchor (`Chunk.anchor`, the first of `anchors`) is the FIRST section's, also
-   when that is the page's tiny lead-in (`None`, the top of the page). What the reader sees
-   behind the link decides it. The first part of a merged chunk is always the tiny one (under
-   `min_tokens`, a line or two), or the big section a tiny one was appended to. So the link
-   lands where the cited text begins, and the rest follows in reading order, the next heading
-   within a couple of lines. For a tiny lead-in that means the page title, the intro and the
-   next section's heading, all on the first screen. Linking to the later section instead
-   (`#setup`, `#requirements`) would scroll the first part of what was cited out of view, and
-   the page title with it. That first part is often what answers the question ("Mathematical
-   equations can be rendered using KaTeX."). The same holds for a tiny last section appended to
-   the one before it: the link goes to the start of the chunk, and the tiny section is further
-   down, where the text puts it.
+   The citation anchor (`Chunk.anchor`, the first of `anchors`) is the FIRST section's, also when
+   that is the page's tiny lead-in (`None`: the top of the page). What the reader sees behind the
+   link decides it: the link lands where the cited text begins and the rest follows in reading
+   order. When the first part is a tiny section (a line or two, under `min_tokens`), the next
+   heading is on the same screen; for a tiny lead-in that screen shows the page title, the intro
+   and the next section's heading. Linking to the later section instead (`#requirements`) would
+   scroll the first part of what was cited out of view, with the page title, and that part is
+   often what answers the question ("Mathematical equations can be rendered using KaTeX."). A
+   tiny last section appended to the one before it is read after it, as on the page.
 
 Token counts are an estimate (`count_tokens`), chosen so that no tokenizer model is downloaded.
 """
