@@ -6,7 +6,7 @@ are rebuilt and the secrets read again (a snapshot must not keep sockets or stal
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging import correlation_paths
@@ -37,5 +37,5 @@ after_restore(_rebuild_after_restore)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = asgi(event, context)
+    response: dict[str, Any] = asgi(event, cast(Any, context))
     return response

@@ -89,11 +89,14 @@ import sys
 
 out, queue_arn, prefix = sys.argv[1:]
 configurations = []
+# As in template.yaml: one configuration per event kind and page suffix, so assets never notify.
 for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*"):
-    configuration = {"QueueArn": queue_arn, "Events": [event]}
-    if prefix:
-        configuration["Filter"] = {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}}
-    configurations.append(configuration)
+    for suffix in (".html", ".md", ".mdx"):
+        rules = [{"Name": "prefix", "Value": prefix}] if prefix else []
+        rules.append({"Name": "suffix", "Value": suffix})
+        configurations.append(
+            {"QueueArn": queue_arn, "Events": [event], "Filter": {"Key": {"FilterRules": rules}}}
+        )
 with open(out, "w", encoding="utf-8") as fh:
     json.dump({"QueueConfigurations": configurations}, fh)
 PY

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from agents import Runner
-from docsrag.answering import Answer, Answerer, ChatTurn, CitationRenumberer
-from docsrag.config import DEFAULT_FALLBACK_MODELS, Settings
-from docsrag.models import Hit
 from openai import AsyncOpenAI
 from openai.types.responses import ResponseTextDeltaEvent
 
+from docsrag.answering import Answer, Answerer, ChatTurn, CitationRenumberer
+from docsrag.config import DEFAULT_FALLBACK_MODELS, Settings
+from docsrag.models import Hit
 from tests.fakes.openai_server import FakeOpenAI
 
 CHAT_MODEL = "openai/gpt-oss-20b:free"

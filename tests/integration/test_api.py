@@ -126,7 +126,9 @@ def test_history_follow_up_is_accepted(llm_client: TestClient) -> None:
 
 
 def test_without_a_key_answers_are_retrieval_only_with_links(keyless_client: TestClient) -> None:
-    response = keyless_client.post("/chat", json={"message": "What are the requirements to install it?"})
+    response = keyless_client.post(
+        "/chat", json={"message": "What are the requirements to install it?"}
+    )
 
     body = response.json()
     assert response.status_code == 200
@@ -178,7 +180,11 @@ def test_health_says_when_search_is_bm25_only(keyless_client: TestClient) -> Non
         ('{"message": "   "}', 422, "invalid_request"),
         ('{"message": 42}', 422, "invalid_request"),
         ('{"message": "hi", "extra": 1}', 422, "invalid_request"),
-        ('{"message": "hi", "history": [{"role": "system", "content": "x"}]}', 422, "invalid_request"),
+        (
+            '{"message": "hi", "history": [{"role": "system", "content": "x"}]}',
+            422,
+            "invalid_request",
+        ),
         (json.dumps({"message": "x" * 501}), 413, "message_too_long"),
     ],
 )
@@ -195,7 +201,9 @@ def test_bad_requests_get_clear_errors(
     assert error["request_id"] == response.headers["x-request-id"]
 
 
-def test_oversized_body_is_refused_before_parsing(keyless_client: TestClient, tmp_path: Path) -> None:
+def test_oversized_body_is_refused_before_parsing(
+    keyless_client: TestClient, tmp_path: Path
+) -> None:
     limit = max_body_bytes(_settings(tmp_path, None))
     response = keyless_client.post(
         "/chat",
@@ -216,15 +224,15 @@ def test_cors_allows_only_listed_origins(keyless_client: TestClient) -> None:
     )
     assert allowed.headers["access-control-allow-origin"] == "https://docs.example.org"
 
-    refused = keyless_client.options("/chat", headers={"origin": "https://evil.example", **preflight})
+    refused = keyless_client.options(
+        "/chat", headers={"origin": "https://evil.example", **preflight}
+    )
     assert "access-control-allow-origin" not in refused.headers
 
 
 def test_unreachable_qdrant_answers_503_and_recovers_nothing_half_done(tmp_path: Path) -> None:
     # A closed port on loopback: nothing listens there.
-    settings = _settings(
-        tmp_path, None, qdrant_url="http://127.0.0.1:9", qdrant_timeout_seconds=1
-    )
+    settings = _settings(tmp_path, None, qdrant_url="http://127.0.0.1:9", qdrant_timeout_seconds=1)
     with TestClient(create_app(settings=settings)) as client:
         chat = client.post("/chat", json={"message": "How do I install it?"})
         health = client.get("/health")

@@ -7,10 +7,10 @@ from typing import Any
 
 import openai
 import pytest
+
 from docsrag.config import Settings
 from docsrag.embeddings import DenseEmbedder, build_embedder
 from docsrag.errors import EmbeddingDimensionMismatch, EmbeddingError
-
 from tests.fakes.openai_server import FakeOpenAI
 
 
