@@ -1,23 +1,26 @@
 """Load on `POST /chatkit`: concurrent visitors each holding a multi-turn conversation.
 
-The app runs under uvicorn in a subprocess on loopback (SQLite thread store, embedded Qdrant with
-this repository's docs/ ingested), against the fake OpenRouter server (tests/fakes) in this process
-with a fixed model latency: every chat completion waits `--llm-latency` seconds before its first
-byte; embeddings answer at once. Each visitor gets a token from `/session`, then asks its questions
-one after the other (`threads.create`, then `threads.add_user_message`), reading each streamed
-answer to the end.
+Three processes on loopback: the app under uvicorn (SQLite thread store, embedded Qdrant with this
+repository's docs/ ingested, like `docsrag serve`); the fake OpenRouter server (tests/fakes) with a
+fixed model latency, where every chat completion waits `--llm-latency` seconds before its first
+byte and embeddings answer at once; and this process, the visitors. Each visitor is a browser tab:
+its own `httpx.AsyncClient`, a token from `/session`, then its questions one after the other
+(`threads.create`, then `threads.add_user_message`), each streamed answer read to the end.
 
-Reported per turn: end-to-end latency (request sent -> last byte of the stream), and the overhead
+Reported per turn: end-to-end latency (request sent -> last byte of the stream) and the overhead
 above the model latency (end-to-end minus `--llm-latency`): retrieval, the thread store, the agent,
-ChatKit's event stream and HTTP. Errors are non-200 answers, error events, and turns whose answer
-is not the model's (a retrieval-only fallback).
+ChatKit's event stream and HTTP; the CPU each process used. Errors are non-200 answers, error
+events and turns whose answer is not the model's (a retrieval-only fallback).
 
     .venv/bin/python -m bench.chatkit_load [--visitors 100] [--turns 3] [--llm-latency 1.0]
-        [--ramp 0] [--profile PATH]
+        [--ramp SECONDS] [--profile PATH]
 
-Target: p95 overhead <= 150 ms with zero errors at 100 visitors x 3 turns. The client, the fake
-model server and the app share this machine's CPUs, so the figures include their contention.
-`--profile PATH` runs the app under cProfile and writes the stats to PATH on exit.
+Target: p95 overhead <= 150 ms with zero errors at 100 visitors x 3 turns. All three processes
+share this machine's CPUs. The visitors start together and the model latency is fixed, so their
+turns arrive in waves: the app (one process, one event loop) works through a wave's turns one
+after another, about 20-25 ms of CPU each, most of it in the openai SDK parsing streamed chunks,
+the Agents SDK and the HTTP stack. `--ramp` spreads the visitors' starts; `--profile PATH` runs the
+app under cProfile and writes the stats to PATH on exit.
 """
 
 from __future__ import annotations

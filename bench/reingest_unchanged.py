@@ -69,8 +69,9 @@ def main() -> int:
         client.close()
     calls, written = results[1]
     ok = calls == 0 and written == 0
-    print(f"second run: {calls} embedding calls, {written} points written -> "
-          f"{'OK' if ok else 'FAIL'}")
+    print(
+        f"second run: {calls} embedding calls, {written} points written -> {'OK' if ok else 'FAIL'}"
+    )
     return 0 if ok else 1
 
 

@@ -1,7 +1,7 @@
 """Retrieval quality on the project's own docs: recall@1, recall@5 and MRR, BM25-only vs hybrid.
 
-    .venv/bin/python bench/retrieval_quality.py [--source docs|site/build] [--real-embeddings]
-                                                [--show-failures]
+    .venv/bin/python bench/retrieval_quality.py [--source docs|site/build] [--show-failures]
+        [--real-embeddings | --embeddings-url URL [--embedding-model M --embedding-dimensions N]]
 
 Ingests `docs/` (or a Docusaurus build folder given with `--source`) into a temporary embedded
 Qdrant store, asks every question of `bench/questions.jsonl` (or `--questions`) twice (BM25 only,
@@ -25,6 +25,20 @@ the test suite (`tests/fakes/openai_server.py`), whose embeddings follow word ov
 stand-in that exercises the hybrid code path, not a semantic model; hybrid figures here say
 nothing about a real embedding model. `--real-embeddings` uses the configured endpoint instead.
 
+A real semantic model, offline: `bench/setup-semantic-bench.sh` makes `.venv-bench` with
+all-MiniLM-L6-v2 (384 dimensions), served over the OpenAI wire format by
+`bench/semantic_embeddings_server.py`; `--embeddings-url` points docsrag's own `DenseEmbedder` at
+it:
+
+    .venv-bench/bin/python bench/semantic_embeddings_server.py --port 8765 &
+    .venv/bin/python bench/retrieval_quality.py --embeddings-url http://127.0.0.1:8765/v1
+
+With a real model the report adds the distribution of the best dense cosine (the signal
+`DENSE_RELEVANCE_FLOOR` is compared with) for labelled and off-topic questions, the BM25 term
+coverage beside it, and how many of each the "covered" rule would admit at other dense floors, so
+the floor can be chosen from data. The cosine scale is the model's own: a floor measured with
+MiniLM does not carry over to text-embedding-3-small.
+
 Settings come from the usual environment variables (RETRIEVAL_TOP_K, floors, chunk sizes...),
 except the model endpoint and the Qdrant location, which this script sets.
 """
@@ -35,6 +49,7 @@ import argparse
 import asyncio
 import json
 import logging
+import statistics
 import sys
 import tempfile
 import time
@@ -54,14 +69,18 @@ from docsrag.embeddings import DenseEmbedder, build_embedder  # noqa: E402
 from docsrag.errors import DocumentError  # noqa: E402
 from docsrag.index import DocsIndex, build_qdrant_client  # noqa: E402
 from docsrag.ingest import Ingestor  # noqa: E402
-from docsrag.models import Hit  # noqa: E402
+from docsrag.models import Hit, SparseVector  # noqa: E402
 from docsrag.parsing import classify_key, iter_site_files, parse_document  # noqa: E402
-from docsrag.retrieval import Retriever  # noqa: E402
+from docsrag.retrieval import FUSED_PER_TOP_K, PREFETCH_LIMIT, Retriever  # noqa: E402
 from docsrag.sparse import BM25Encoder  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 RAW_DEPTH = 50
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+# Dense floors tried in the sweep of the "covered" rule.
+FLOOR_SWEEP = (0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60)
+NAME_WIDTH = 27
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +92,20 @@ class Question:
     @property
     def label(self) -> str:
         return f"{self.path}#{self.anchor}" if self.anchor else self.path
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    top_dense: float | None
+    coverage: float
+
+    def covered(self, *, dense_floor: float | None, terms_floor: float | None) -> bool:
+        """The retriever's rule, with either floor left out when None."""
+        dense_ok = (
+            dense_floor is not None and self.top_dense is not None and self.top_dense >= dense_floor
+        )
+        terms_ok = terms_floor is not None and self.coverage >= terms_floor
+        return dense_ok or terms_ok
 
 
 @dataclass(slots=True)
@@ -89,6 +122,12 @@ class ModeResult:
     offtopic_covered: list[bool] = field(default_factory=list)
     top_hits: list[list[Hit]] = field(default_factory=list)
     seconds: float = 0.0
+    # The two signals of the "covered" decision, as the retriever sees them: the best dense
+    # cosine (None without dense) and the share of the question's terms found in the hits.
+    signals: list[Signals] = field(default_factory=list)
+    offtopic_signals: list[Signals] = field(default_factory=list)
+    # Rank with the dense vector alone (no BM25, no cap), up to RAW_DEPTH; empty without dense.
+    dense_ranks: list[int | None] = field(default_factory=list)
 
     def recall(self, depth: int, *, strict: bool = False) -> float:
         ranks = self.strict_ranks if strict else self.ranks
@@ -184,7 +223,9 @@ async def run_mode(
     offtopic: Sequence[str],
     *,
     index: DocsIndex,
+    encoder: BM25Encoder,
     embedder: DenseEmbedder | None,
+    settings: Settings,
 ) -> ModeResult:
     result = ModeResult(name)
     started = time.perf_counter()
@@ -208,7 +249,51 @@ async def run_mode(
             prefetch_limit=RAW_DEPTH,
         )
         result.raw_ranks.append(rank_of(question, raw.hits))
+        result.signals.append(
+            signals_of(question.question, dense, retriever, index, encoder, settings)
+        )
+        if dense is not None:
+            alone = index.search(
+                sparse=SparseVector(indices=[], values=[]),
+                dense=dense,
+                limit=RAW_DEPTH,
+                prefetch_limit=RAW_DEPTH,
+            )
+            result.dense_ranks.append(rank_of(question, alone.hits))
+    for text in offtopic:
+        dense = await embedder.embed_query(text) if embedder is not None else None
+        result.offtopic_signals.append(signals_of(text, dense, retriever, index, encoder, settings))
+    # The signals above must give the retriever's own decision, or the sweep below means nothing.
+    decided = [
+        s.covered(
+            dense_floor=settings.dense_relevance_floor, terms_floor=settings.sparse_relevance_floor
+        )
+        for s in (*result.signals, *result.offtopic_signals)
+    ]
+    if decided != [*result.covered, *result.offtopic_covered]:
+        print(f"WARNING: {name}: recomputed signals disagree with the retriever's decisions")
     return result
+
+
+def signals_of(
+    question: str,
+    dense: list[float] | None,
+    retriever: Retriever,
+    index: DocsIndex,
+    encoder: BM25Encoder,
+    settings: Settings,
+) -> Signals:
+    """Both signals of `Retriever.retrieve`'s "covered" rule, from the same search it makes
+    (a question without history)."""
+    result = index.search(
+        sparse=retriever.sparse_query(question, []),
+        dense=dense,
+        limit=settings.retrieval_top_k
+        * max(FUSED_PER_TOP_K, settings.retrieval_max_chunks_per_page + 1),
+        prefetch_limit=PREFETCH_LIMIT,
+    )
+    coverage = retriever.term_coverage(set(encoder.tokenize(question)), result.hits)
+    return Signals(top_dense=result.top_dense, coverage=coverage)
 
 
 def why_missed(rank: int | None, raw_rank: int | None) -> str:
@@ -219,14 +304,9 @@ def why_missed(rank: int | None, raw_rank: int | None) -> str:
     return f"not in the fused top {RAW_DEPTH}"
 
 
-def bench_settings(*, fake: FakeOpenAI | None, store: Path) -> Settings:
-    """Settings for a throwaway embedded store; the fake server's endpoint unless `fake` is None
-    (then the configured OPENROUTER_* endpoint and EMBEDDING_* model)."""
-    endpoint: dict[str, object] = (
-        {"openrouter_api_key": fake.api_key, "openrouter_base_url": fake.base_url}
-        if fake is not None
-        else {}
-    )
+def bench_settings(*, endpoint: dict[str, object], store: Path) -> Settings:
+    """Settings for a throwaway embedded store and the embedding `endpoint` (settings fields;
+    empty: the configured OPENROUTER_* endpoint and EMBEDDING_* model)."""
     return load_settings(
         **endpoint,
         qdrant_url=None,
@@ -234,6 +314,89 @@ def bench_settings(*, fake: FakeOpenAI | None, store: Path) -> Settings:
         qdrant_path=store,
         collection_name="bench",
     )
+
+
+def spread(values: Sequence[float]) -> str:
+    """min, p10, median, p90, max of `values`, in columns."""
+    if not values:
+        return f"{'(none)':>8}"
+    ordered = sorted(values)
+    if len(ordered) > 1:
+        deciles = statistics.quantiles(ordered, n=10, method="inclusive")
+        p10, p90 = deciles[0], deciles[-1]
+    else:
+        p10 = p90 = ordered[0]
+    figures = (ordered[0], p10, statistics.median(ordered), p90, ordered[-1])
+    return "".join(f"{value:>8.3f}" for value in figures)
+
+
+def print_signals(
+    result: ModeResult,
+    questions: Sequence[Question],
+    offtopic: Sequence[str],
+    settings: Settings,
+) -> None:
+    """What a dense floor would do: the two signals of the "covered" rule for labelled and
+    off-topic questions, and the rule's outcome at other dense floors."""
+    on_dense = [s.top_dense for s in result.signals if s.top_dense is not None]
+    off_dense = [s.top_dense for s in result.offtopic_signals if s.top_dense is not None]
+    print(f"\n{result.name}: the two signals of the 'covered' rule")
+    columns = "".join(f"{label:>8}" for label in ("min", "p10", "median", "p90", "max"))
+    print(f"  {'':<36}{'n':>4}{columns}")
+    rows = (
+        ("best dense cosine, labelled", on_dense),
+        ("best dense cosine, off-topic", off_dense),
+        ("BM25 term coverage, labelled", [s.coverage for s in result.signals]),
+        ("BM25 term coverage, off-topic", [s.coverage for s in result.offtopic_signals]),
+    )
+    for label, values in rows:
+        print(f"  {label:<36}{len(values):>4}{spread(values)}")
+    if result.dense_ranks:
+        found = [rank for rank in result.dense_ranks if rank is not None]
+        total = len(result.dense_ranks)
+        print(
+            f"  dense alone (no BM25, no per-page cap): recall@1 "
+            f"{sum(1 for rank in found if rank == 1) / total:.3f}, recall@5 "
+            f"{sum(1 for rank in found if rank <= 5) / total:.3f}, MRR "
+            f"{sum(1 / rank for rank in found) / total:.3f}"
+        )
+
+    terms_floor = settings.sparse_relevance_floor
+    print(
+        f"\n  'covered' at other dense floors (labelled judged covered / off-topic rejected; "
+        f"now: dense {settings.dense_relevance_floor}, terms {terms_floor})"
+    )
+    print(f"  {'dense floor':>13}{f'dense OR terms>={terms_floor}':>28}{'dense alone':>20}")
+
+    def shares(dense_floor: float | None, terms: float | None) -> str:
+        on = sum(s.covered(dense_floor=dense_floor, terms_floor=terms) for s in result.signals)
+        off = sum(
+            not s.covered(dense_floor=dense_floor, terms_floor=terms)
+            for s in result.offtopic_signals
+        )
+        return f"{on:>3}/{len(result.signals)} {off:>3}/{len(result.offtopic_signals)}"
+
+    print(f"  {'terms only':>13}{shares(None, terms_floor):>28}{'':>20}")
+    for floor in FLOOR_SWEEP:
+        print(f"  {floor:>13.2f}{shares(floor, terms_floor):>28}{shares(floor, None):>20}")
+
+    def line(signal: Signals, text: str) -> str:
+        dense = "  n/a" if signal.top_dense is None else f"{signal.top_dense:.3f}"
+        return f"    {dense}  terms {signal.coverage:.2f}  {text}"
+
+    closest = sorted(
+        zip(result.offtopic_signals, offtopic, strict=True),
+        key=lambda pair: -(pair[0].top_dense or 0.0),
+    )
+    print("\n  off-topic questions with the highest dense cosine:")
+    for signal, text in closest[:8]:
+        print(line(signal, text))
+    lowest = sorted(
+        zip(result.signals, questions, strict=True), key=lambda pair: pair[0].top_dense or 0.0
+    )
+    print("  labelled questions with the lowest dense cosine:")
+    for signal, question in lowest[:8]:
+        print(line(signal, question.question))
 
 
 def print_failures(questions: Sequence[Question], results: Sequence[ModeResult]) -> None:
@@ -269,11 +432,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         "of the fake server; costs about one embedding request per chunk batch and question",
     )
     parser.add_argument(
+        "--embeddings-url",
+        help="an OpenAI-compatible endpoint serving a real embedding model without a key, such "
+        "as bench/semantic_embeddings_server.py: http://127.0.0.1:8765/v1",
+    )
+    parser.add_argument(
+        "--embedding-model",
+        default=MINILM,
+        help=f"model name sent to --embeddings-url (default {MINILM})",
+    )
+    parser.add_argument(
+        "--embedding-dimensions",
+        type=int,
+        default=384,
+        help="vector size of --embeddings-url's model (default 384)",
+    )
+    parser.add_argument(
         "--show-failures",
         action="store_true",
         help="list every question whose section is not ranked first",
     )
     args = parser.parse_args(argv)
+    if args.real_embeddings and args.embeddings_url:
+        parser.error("--real-embeddings and --embeddings-url exclude each other")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     questions = load_questions(args.questions)
@@ -283,9 +464,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         FakeOpenAI() as fake,
         tempfile.TemporaryDirectory(prefix="docsrag-bench-") as tmp,
     ):
-        settings = bench_settings(
-            fake=None if args.real_embeddings else fake, store=Path(tmp) / "qdrant"
-        )
+        endpoint: dict[str, object]
+        if args.embeddings_url:
+            endpoint = {
+                # The local server takes any key; the embedder needs one to exist.
+                "openrouter_api_key": "local-no-key",
+                "openrouter_base_url": args.embeddings_url,
+                "embedding_model": args.embedding_model,
+                "embedding_dimensions": args.embedding_dimensions,
+            }
+        elif args.real_embeddings:
+            endpoint = {}
+        else:
+            endpoint = {"openrouter_api_key": fake.api_key, "openrouter_base_url": fake.base_url}
+        settings = bench_settings(endpoint=endpoint, store=Path(tmp) / "qdrant")
         if not settings.llm_enabled:
             raise SystemExit("--real-embeddings needs OPENROUTER_API_KEY (environment or .env)")
         client = build_qdrant_client(settings)
@@ -308,21 +500,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             bm25 = Retriever(index=index, encoder=encoder, embedder=None, settings=settings)
             hybrid = Retriever(index=index, encoder=encoder, embedder=embedder, settings=settings)
-            hybrid_name = "hybrid (real dense)" if args.real_embeddings else "hybrid (fake dense)"
+            if args.embeddings_url:
+                hybrid_name = f"hybrid ({settings.embedding_model.rsplit('/', 1)[-1]})"
+            elif args.real_embeddings:
+                hybrid_name = "hybrid (real dense)"
+            else:
+                hybrid_name = "hybrid (fake dense)"
             results = [
                 asyncio.run(
-                    run_mode("BM25 only", bm25, questions, offtopic, index=index, embedder=None)
-                ),
-                asyncio.run(
                     run_mode(
-                        hybrid_name,
-                        hybrid,
+                        name,
+                        retriever,
                         questions,
                         offtopic,
                         index=index,
-                        embedder=embedder,
+                        encoder=encoder,
+                        embedder=mode_embedder,
+                        settings=settings,
                     )
-                ),
+                )
+                for name, retriever, mode_embedder in (
+                    ("BM25 only", bm25, None),
+                    (hybrid_name, hybrid, embedder),
+                )
             ]
         finally:
             client.close()
@@ -348,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"top_k={settings.retrieval_top_k}, max {settings.retrieval_max_chunks_per_page} per page, "
         f"floors dense={settings.dense_relevance_floor} terms={settings.sparse_relevance_floor}"
     )
-    if args.real_embeddings:
+    if args.real_embeddings or args.embeddings_url:
         print(f"  dense vectors: {settings.embedding_model} via {settings.openrouter_base_url}")
     else:
         print(
@@ -359,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print()
     header = (
-        f"{'mode':<22}{'recall@1':>10}{'recall@5':>10}{'MRR':>8}"
+        f"{'mode':<{NAME_WIDTH}}{'recall@1':>10}{'recall@5':>10}{'MRR':>8}"
         f"{'strict@1':>10}{'strict@5':>10}{'sMRR':>7}"
         f"{'covered':>10}{'off-topic rejected':>20}{'time':>8}"
     )
@@ -367,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("-" * len(header))
     for result in results:
         print(
-            f"{result.name:<22}{result.recall(1):>10.3f}{result.recall(5):>10.3f}"
+            f"{result.name:<{NAME_WIDTH}}{result.recall(1):>10.3f}{result.recall(5):>10.3f}"
             f"{result.mrr():>8.3f}{result.recall(1, strict=True):>10.3f}"
             f"{result.recall(5, strict=True):>10.3f}{result.mrr(strict=True):>7.3f}"
             f"{result.covered_share:>10.3f}"
@@ -386,6 +586,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(RETRIEVAL_MAX_CHUNKS_PER_PAGE={settings.retrieval_max_chunks_per_page}): "
             f"{found / len(questions):.3f}"
         )
+
+    if args.real_embeddings or args.embeddings_url:
+        print_signals(results[-1], questions, offtopic, settings)
 
     for result in results:
         missed = [

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docsrag.answering import ChatTurn
 from docsrag.chatkit.ratelimit import RateLimited
-from docsrag.chatkit.routes import chatkit_router, signing_keys
+from docsrag.chatkit.routes import chatkit_router
 from docsrag.chatkit.server import InputTooLarge, InvalidChatKitRequest
 from docsrag.chatkit.stores import StoreUnavailable
 from docsrag.chatkit.visitor import InvalidVisitorToken
@@ -95,6 +95,15 @@ class ContainerProvider:
                 if self._container is None:
                     self._container = Container.build(self.settings)
         return self._container
+
+    def reset(self, settings: Settings) -> None:
+        """Use `settings` from now on and build a new container on the next request (after a
+        SnapStart restore: fresh clients and secrets). The ChatKit routes follow too."""
+        with self._lock:
+            old, self._container = self._container, None
+            self.settings = settings
+        if old is not None:
+            old.close()
 
     def close(self) -> None:
         if self._container is not None:
@@ -363,10 +372,9 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
 
     app.include_router(
         chatkit_router(
-            settings=settings,
+            settings=lambda: provider.settings,
             server=lambda: provider.get().chatkit_server(),
             limiter=lambda: provider.get().rate_limiter(),
-            keys=signing_keys(settings),
             max_body_bytes=body_limit,
         )
     )

@@ -16,7 +16,9 @@ It answers the two plain queries `DocsIndex` sends, the same way local mode does
 - dense: cosine = matrix . normalised query in float32 for every point; the candidates that can
   reach the top `limit` (everything within float32's error bound of the limit-th score) are
   scored again in float64 as local mode scores them (`np.dot` of the float32 vectors with the
-  float64 query), so scores agree to ~1e-15 and ranks do not flip on float32 rounding;
+  float64 query), so ranks do not flip on the product's float32 rounding; scores agree within
+  ~1e-8 (local mode re-normalises its float32 vectors in place at every query, which moves
+  them by an ulp now and then);
 - sparse: `Modifier.IDF` as `qdrant_client/local/local_collection.py` computes it,
   `idf = ln((N - n + 0.5) / (n + 0.5) + 1)` with N = the live points that have the sparse vector
   (an empty one counts) and n = those of them that contain the term; each query weight times

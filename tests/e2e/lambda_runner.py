@@ -12,12 +12,16 @@ Lambda-shaped context, and its result is one JSON line on the original stdout. E
 function prints (Powertools' JSON logs, metrics) goes to stderr, as Lambda sends it to CloudWatch.
 
 Protocol lines: first `{"ready": {...}}` or `{"error": "..."}` after the import, then one
-`{"response": ...}` or `{"error": "..."}` per event.
+`{"response": ...}` or `{"error": "..."}` per event. "ready" says, among other things, which
+modules of the package were imported without usable bytecode: no `.pyc` beside them, or one that
+is not for this Python or not "unchecked-hash" (the kind Lambda can use as shipped: it is trusted
+without comparing the source's timestamp or hashing it). Python compiles those on every start.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -47,6 +51,25 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _without_bytecode(roots: list[str]) -> tuple[int, list[str]]:
+    """(modules imported from under `roots`, those of them without usable bytecode)."""
+    imported, missing = 0, []
+    for module in list(sys.modules.values()):
+        source = getattr(module, "__file__", None) or ""
+        if not source.endswith(".py") or not source.startswith(tuple(roots)):
+            continue
+        imported += 1
+        try:
+            with open(importlib.util.cache_from_source(source), "rb") as pyc:
+                header = pyc.read(8)
+        except OSError:
+            header = b""
+        unchecked_hash = int.from_bytes(header[4:8], "little") == 0b01
+        if header[:4] != importlib.util.MAGIC_NUMBER or not unchecked_hash:
+            missing.append(source)
+    return imported, missing
+
+
 def _send(out: TextIO, message: dict[str, Any]) -> None:
     out.write(json.dumps(message) + "\n")
     out.flush()
@@ -67,6 +90,7 @@ def main() -> int:
     except BaseException:
         _send(protocol, {"error": traceback.format_exc()})
         return 1
+    imported, without_bytecode = _without_bytecode([code_dir, layer_dir])
     _send(
         protocol,
         {
@@ -76,6 +100,8 @@ def main() -> int:
                 "handler_file": getattr(module, "__file__", None),
                 "sys_path": sys.path,
                 "modules": sorted(name for name in sys.modules if "." not in name),
+                "package_modules": imported,
+                "without_bytecode": without_bytecode,
             }
         },
     )

@@ -4,9 +4,10 @@ The closest thing to `sam local invoke` without Docker. Each function runs in a 
 process whose `sys.path` is exactly Lambda's: the function's build folder and its layer's
 `python/` folder, nothing from this project's virtualenv (see `lambda_runner.py`). The process
 stays up between invocations, like a warm execution environment, and gets the events in `events/`
-verbatim. AWS is a moto server in this process (S3 and Secrets Manager, reached through
-`AWS_ENDPOINT_URL`); the model endpoint is the loopback fake OpenAI server; Qdrant is embedded in
-a temporary folder the two functions use in turn.
+verbatim; it must run from the bytecode the build ships (`make sam` compiles it). AWS is a moto
+server in this process (S3 and Secrets Manager, reached through `AWS_ENDPOINT_URL`); the model
+endpoint is the loopback fake OpenAI server; Qdrant is embedded in a temporary folder the two
+functions use in turn.
 
 Needs python3.12 and `.aws-sam/build` (`make sam`; CI runs it before `make test`); skipped, with
 the reason, when either is missing.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import copy
 import filecmp
 import json
+import logging
 import os
 import select
 import shutil
@@ -249,11 +251,15 @@ def lambda_env(
 
 @pytest.fixture(scope="module")
 def aws_endpoint() -> Iterator[str]:
+    access_log = logging.getLogger("werkzeug")  # one line per request the functions make
+    level = access_log.level
+    access_log.setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+    access_log.setLevel(level)
 
 
 def _client(service: str, endpoint: str) -> Any:
@@ -336,6 +342,16 @@ def docusaurus_page(title: str, paragraphs: list[str]) -> bytes:
 # --- Tests ----------------------------------------------------------------------------------------
 
 
+def assert_runs_from_shipped_bytecode(ready: dict[str, Any]) -> None:
+    """Every module imported from the package had bytecode Lambda can use as shipped."""
+    missing = ready["without_bytecode"]
+    assert ready["package_modules"] > 100
+    assert not missing, (
+        f"{len(missing)} modules have no unchecked-hash python3.12 bytecode in the build (e.g. "
+        f"{missing[0]}), so Lambda would compile them at every cold start: build with `make sam`"
+    )
+
+
 def test_ingest_handler_applies_the_sample_events(
     python312: str,
     sam_build: Path,
@@ -377,10 +393,12 @@ def test_ingest_handler_applies_the_sample_events(
         env=env,
         log=tmp_path / "ingest.log",
     ) as ingest:
-        # The package runs on 3.12 from the build alone, and without the chat function's web stack.
+        # The package runs on 3.12 from the build alone and its bytecode, without the chat
+        # function's web stack.
         assert ingest.ready["python"].startswith("3.12.")
         assert Path(ingest.ready["handler_file"]).is_relative_to(sam_build / "IngestFunction")
         assert not {"fastapi", "mangum", "agents", "chatkit"} & set(ingest.ready["modules"])
+        assert_runs_from_shipped_bytecode(ingest.ready)
 
         # WHEN S3's test message arrives (sent when notifications are configured)
         # THEN it is acknowledged and costs nothing
@@ -485,6 +503,7 @@ def test_chat_handler_answers_from_the_index_the_ingest_handler_built(
     ) as chat:
         assert chat.ready["python"].startswith("3.12.")
         assert Path(chat.ready["handler_file"]).is_relative_to(sam_build / "ChatFunction")
+        assert_runs_from_shipped_bytecode(chat.ready)
 
         # WHEN the HTTP API forwards GET /health
         health = chat.invoke(load_event("health_http_api_v2.json"))

@@ -35,9 +35,10 @@ from chatkit.types import (
     URLSource,
     UserMessageItem,
 )
+from fastapi import FastAPI
 from mangum import Mangum
 from moto import mock_aws
-from pydantic import TypeAdapter
+from pydantic import SecretStr, TypeAdapter
 
 from docsrag import telemetry
 from docsrag.answering import NOT_COVERED_TEXT, NOTICES
@@ -171,6 +172,7 @@ class Env:
     container: Container
     http: httpx.AsyncClient
     fake: FakeOpenAI
+    app: FastAPI
 
     async def visitor(self) -> Visitor:
         response = await self.http.post("/session")
@@ -191,8 +193,9 @@ async def running_app(
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://docsrag.test") as http:
-            yield Env(settings=settings, container=container, http=http, fake=fake)
+            yield Env(settings=settings, container=container, http=http, fake=fake, app=app)
     finally:
+        app.state.provider.close()
         container.close()
         if dynamodb is not None:
             dynamodb.delete_table(TableName=TABLE)
@@ -552,6 +555,35 @@ async def test_session_renews_a_valid_token_for_the_same_visitor(sqlite_env: Env
     assert await Visitor(sqlite_env.http, renewed.json()["token"]).thread_ids() == [thread_id]
     assert replaced.json()["renewed"] is False
     assert await Visitor(sqlite_env.http, replaced.json()["token"]).thread_ids() == []
+
+
+async def test_rotated_signing_keys_apply_after_a_provider_reset(sqlite_env: Env) -> None:
+    # GIVEN Alice's thread under the current key
+    alice = await sqlite_env.visitor()
+    thread_id, _ = await alice.start_thread(QUESTIONS[0])
+    new_key = "docsrag-test-rotated-signing-key-0123456789"
+    provider = sqlite_env.app.state.provider
+
+    # WHEN a new key is added in front (as after a SnapStart restore reading the secret again)
+    keys = [SecretStr(new_key), SecretStr(SIGNING_KEY)]
+    provider.reset(sqlite_env.settings.model_copy(update={"visitor_token_keys": keys}))
+    renewed = (
+        await sqlite_env.http.post("/session", headers={"x-visitor-token": alice.token})
+    ).json()
+
+    # THEN old tokens still work, and new ones are signed with the new key, same visitor
+    assert await alice.thread_ids() == [thread_id]
+    assert renewed["renewed"] is True
+    assert verify_token(renewed["token"], key=new_key.encode()) == verify_token(
+        alice.token, key=SIGNING_KEY.encode()
+    )
+    assert await Visitor(sqlite_env.http, renewed["token"]).thread_ids() == [thread_id]
+
+    # AND once the old key is retired, tokens signed with it are refused
+    only_new = [SecretStr(new_key)]
+    provider.reset(sqlite_env.settings.model_copy(update={"visitor_token_keys": only_new}))
+    refused = await alice.send({"type": "threads.list", "params": {}})
+    assert refused.status_code == 401
 
 
 # --- When the model fails -------------------------------------------------------------------------

@@ -51,32 +51,40 @@ class SessionPublic(BaseModel):
     """True when the token sent was valid: the same visitor (and threads) continues."""
 
 
-def signing_keys(settings: Settings) -> tuple[bytes, ...]:
-    """The keys that sign and verify visitor tokens; a random per-process key when unset."""
-    if settings.visitor_token_keys:
-        return tuple(key.get_secret_value().encode() for key in settings.visitor_token_keys)
-    logger.warning(
-        "VISITOR_TOKEN_KEYS is not set: visitor tokens are signed with a random key that lives "
-        "as long as this process, so visitors lose their threads on restart (and tokens from one "
-        "Lambda container fail in another). Set it outside local development."
-    )
-    return (secrets.token_bytes(32),)
+class SigningKeys:
+    """The keys that sign and verify visitor tokens: `VISITOR_TOKEN_KEYS` (the first signs, all
+    verify), or when unset one random key for the life of the process, with a warning."""
+
+    def __init__(self) -> None:
+        self._random: bytes | None = None
+
+    def __call__(self, settings: Settings) -> tuple[bytes, ...]:
+        if settings.visitor_token_keys:
+            return tuple(key.get_secret_value().encode() for key in settings.visitor_token_keys)
+        if self._random is None:
+            logger.warning(
+                "VISITOR_TOKEN_KEYS is not set: visitor tokens are signed with a random key that "
+                "lives as long as this process, so visitors lose their threads on restart (and "
+                "tokens from one Lambda container fail in another). Set it outside local "
+                "development."
+            )
+            self._random = secrets.token_bytes(32)
+        return (self._random,)
 
 
 def chatkit_router(
     *,
-    settings: Settings,
+    settings: Callable[[], Settings],
     server: Callable[[], DocsChatKitServer],
     limiter: Callable[[], RateLimiter],
-    keys: tuple[bytes, ...],
     max_body_bytes: int,
 ) -> APIRouter:
-    """The `/session` and `/chatkit` routes. `server` and `limiter` are called per request
-    (they build on first use and are cached by the caller)."""
+    """The `/session` and `/chatkit` routes. `settings`, `server` and `limiter` are called per
+    request (the caller builds them on first use, caches them, and may swap them)."""
     router = APIRouter(tags=["chatkit"])
-    ttl_seconds = settings.visitor_token_ttl_days * _SECONDS_PER_DAY
+    signing_keys = SigningKeys()
 
-    def visitor(
+    async def visitor(
         token: Annotated[str | None, Header(alias=VISITOR_HEADER)] = None,
     ) -> RequestContext:
         if not token:
@@ -84,7 +92,7 @@ def chatkit_router(
                 f"a visitor token is required in the {VISITOR_HEADER} header (POST /session)",
                 reason="malformed",
             )
-        return RequestContext(visitor_id=verify_token(token, key=keys))
+        return RequestContext(visitor_id=verify_token(token, key=signing_keys(settings())))
 
     @router.post("/session", response_model=SessionPublic)
     async def session(
@@ -92,12 +100,15 @@ def chatkit_router(
         token: Annotated[str | None, Header(alias=VISITOR_HEADER)] = None,
     ) -> SessionPublic:
         """A visitor token: the same visitor renewed when a valid token is sent, else a new one."""
+        current = settings()
+        keys = signing_keys(current)
         visitor_id = None
         if token:
             try:
                 visitor_id = verify_token(token, key=keys)
             except InvalidVisitorToken as exc:
                 logger.info("session: %s token replaced by a new visitor", exc.reason)
+        ttl_seconds = current.visitor_token_ttl_days * _SECONDS_PER_DAY
         issued = issue_token(key=keys, ttl_seconds=ttl_seconds, visitor_id=visitor_id)
         response.headers["cache-control"] = "no-store"
         return SessionPublic(

@@ -1,0 +1,3 @@
+export {DocsChat, FloatingDocsChat} from './DocsChat';
+export type {DocsChatProps, FloatingDocsChatProps} from './DocsChat';
+export {VISITOR_HEADER, createVisitorFetch, getVisitorToken} from './visitorSession';
