@@ -354,7 +354,9 @@ def report(times: dict[tuple[str, str, str, str], list[float]]) -> None:
         for clock in ("cpu", "wall"):
             without = median[(f.name, "none", "handler", clock)]
             shipped = median[(f.name, "shipped", "handler", clock)]
-            parts.append(f"{clock} {without:.2f} s -> {shipped:.2f} s ({shipped / without:.0%})")
+            parts.append(
+                f"{clock} {without:.2f} s -> {shipped:.2f} s ({shipped / without - 1:+.0%})"
+            )
         print(f"bytecode, {f.label} handler alone: " + "; ".join(parts))
     spread = {
         key[:3]: (min(v), max(v)) for key, v in times.items() if key[2:] == ("handler", "wall")

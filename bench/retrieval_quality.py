@@ -448,6 +448,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="vector size of --embeddings-url's model (default 384)",
     )
     parser.add_argument(
+        "--signals-json",
+        type=Path,
+        help="write each question's rank and 'covered' signals (top dense cosine, term "
+        "coverage), per mode, to this JSON file, to try other floors or rules offline",
+    )
+    parser.add_argument(
         "--show-failures",
         action="store_true",
         help="list every question whose section is not ranked first",
@@ -628,7 +634,48 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  - {text}")
     if args.show_failures:
         print_failures(questions, results)
+    if args.signals_json:
+        write_signals(args.signals_json, questions, offtopic, results)
     return 0
+
+
+def write_signals(
+    path: Path,
+    questions: Sequence[Question],
+    offtopic: Sequence[str],
+    results: Sequence[ModeResult],
+) -> None:
+    report = {
+        result.name: {
+            "labelled": [
+                {
+                    "question": question.question,
+                    "label": question.label,
+                    "rank": rank,
+                    "covered": covered,
+                    "top_dense": signal.top_dense,
+                    "coverage": signal.coverage,
+                }
+                for question, rank, covered, signal in zip(
+                    questions, result.ranks, result.covered, result.signals, strict=True
+                )
+            ],
+            "offtopic": [
+                {
+                    "question": text,
+                    "covered": covered,
+                    "top_dense": signal.top_dense,
+                    "coverage": signal.coverage,
+                }
+                for text, covered, signal in zip(
+                    offtopic, result.offtopic_covered, result.offtopic_signals, strict=True
+                )
+            ],
+        }
+        for result in results
+    }
+    path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(f"\nsignals written to {path}")
 
 
 if __name__ == "__main__":

@@ -321,7 +321,6 @@ class SQLiteStore(VisitorScopedStore):
                 f" expects {SCHEMA_VERSION}; delete the file to start over (local data only)"
             )
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
         with _transaction(conn):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
