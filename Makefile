@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 QUESTION ?= How do I deploy the assistant to AWS?
 
-.PHONY: setup run ask ingest serve test lint format typecheck check site sam bench clean
+.PHONY: setup run ask ingest serve test lint format check site widget sam bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,10 @@ check: lint test ## Everything CI checks in Python
 site: ## Build the sample docs with Docusaurus (needs npm) into site/build
 	bash infra/scripts/build-sample-site.sh
 
-sam: ## sam validate --lint and sam build (python3.12 via pyenv)
+widget: ## Type-check the Docusaurus ChatKit component (infra/docusaurus) with tsc
+	bash infra/scripts/typecheck-widget.sh
+
+sam: ## sam validate --lint, sam build (python3.12 via pyenv), bytecode, package sizes
 	bash infra/scripts/sam-check.sh
 
 bench: setup ## Run every benchmark and print its figures

@@ -6,6 +6,7 @@ are rebuilt and the secrets read again (a snapshot must not keep sockets or stal
 
 from __future__ import annotations
 
+import gc
 from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Tracer
@@ -31,6 +32,7 @@ def _rebuild_after_restore() -> None:
 
 
 after_restore(_rebuild_after_restore)
+gc.freeze()  # start-up objects (SDKs, app) stay out of the collector's scans
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -170,18 +170,30 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the API (POST /chat, GET /health) on localhost."""
+    """Serve the API (POST /chat, POST /chatkit, POST /session, GET /health) on localhost."""
     settings = _settings()
     _configure_logging(settings.log_level)
+    import gc
+
     import uvicorn
 
     from docsrag.api import create_app
+    from docsrag.container import Container
 
+    try:
+        # Built before listening: a locked or unreachable store fails here, with its message.
+        container = Container.build(settings)
+        container.index.prepare_search()  # the embedded store's search snapshot, built once
+    except DocsRagError as exc:
+        raise _fail(exc) from exc
+    app_ = create_app(container=container)
+    gc.freeze()  # long-lived start-up objects leave the garbage collector's scans
     err.print(
-        f"docsrag serving on http://{host}:{port} (POST /chat, GET /health); "
-        f"search: {'hybrid' if settings.llm_enabled else 'BM25 only, no OPENROUTER_API_KEY'}"
+        f"docsrag serving on http://{host}:{port} (POST /chat, POST /chatkit, GET /health); "
+        f"search: {container.search_mode}"
+        + ("" if settings.llm_enabled else " (no OPENROUTER_API_KEY: retrieval-only answers)")
     )
-    uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="warning")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 def main() -> None:

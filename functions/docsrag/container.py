@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI
 from qdrant_client import QdrantClient
@@ -29,10 +29,12 @@ from docsrag.chatkit.stores import DynamoDBStore, SQLiteStore, VisitorScopedStor
 from docsrag.config import Settings
 from docsrag.embeddings import DenseEmbedder, build_embedder
 from docsrag.index import DocsIndex, build_qdrant_client
-from docsrag.ingest import Ingestor
 from docsrag.retrieval import Retriever
 from docsrag.service import ChatService
 from docsrag.sparse import BM25Encoder
+
+if TYPE_CHECKING:  # ingest (parsers, chunking) is not loaded by the chat function
+    from docsrag.ingest import Ingestor
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,8 @@ class Container:
         )
 
     def ingestor(self) -> Ingestor:
+        from docsrag.ingest import Ingestor
+
         return Ingestor(
             index=self.index, encoder=self.encoder, embedder=self.embedder, settings=self.settings
         )
