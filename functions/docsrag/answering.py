@@ -8,8 +8,8 @@ in any way, the answer degrades to the most relevant sections with one sentence 
 
 The run is deliberately simple (no tools, one model call) so that free models without tool calling
 work. `Answerer.prepare` exposes the agent, its input and run config for a caller that wants to
-drive `Runner.run_streamed` itself (the ChatKit server); `CitationRenumberer` and
-`Answerer.finish` / `Answerer.fallback` give it the same post-processing.
+drive the streamed run itself (the ChatKit server, through `PreparedRun.run_streamed`);
+`CitationRenumberer` and `Answerer.finish` / `Answerer.fallback` give it the same post-processing.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from agents import (
     RunConfig,
     RunContextWrapper,
     Runner,
+    RunResult,
+    RunResultStreaming,
     TResponseInputItem,
     Usage,
     set_default_openai_api,
@@ -161,6 +163,24 @@ class PreparedRun:
     context: AnswerContext
     run_config: RunConfig
     max_turns: int = 1
+
+    async def run(self) -> RunResult:
+        return await Runner.run(
+            self.agent,
+            self.input,
+            context=self.context,
+            run_config=self.run_config,
+            max_turns=self.max_turns,
+        )
+
+    def run_streamed(self) -> RunResultStreaming:
+        return Runner.run_streamed(
+            self.agent,
+            self.input,
+            context=self.context,
+            run_config=self.run_config,
+            max_turns=self.max_turns,
+        )
 
 
 # --- Citations ----------------------------------------------------------------------------------
@@ -486,13 +506,7 @@ class Answerer:
             return self.fallback(hits=hits, reason=exc.reason)
         started = time.perf_counter()
         try:
-            result = await Runner.run(
-                prepared.agent,
-                prepared.input,
-                context=prepared.context,
-                run_config=prepared.run_config,
-                max_turns=prepared.max_turns,
-            )
+            result = await prepared.run()
         except (openai.OpenAIError, AgentsException, TimeoutError) as exc:
             return self._failed(exc, hits=hits, started=started)
         latency_ms = _elapsed_ms(started)
@@ -524,13 +538,7 @@ class Answerer:
         started = time.perf_counter()
         renumberer = CitationRenumberer(len(hits))
         parts: list[str] = []
-        result = Runner.run_streamed(
-            prepared.agent,
-            prepared.input,
-            context=prepared.context,
-            run_config=prepared.run_config,
-            max_turns=prepared.max_turns,
-        )
+        result = prepared.run_streamed()
         try:
             async for event in result.stream_events():
                 if event.type != "raw_response_event":

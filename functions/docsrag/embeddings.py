@@ -7,11 +7,12 @@ on 429s and retry 408/409/5xx and connection errors. What still fails after that
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 
 import openai
-from openai.types import CreateEmbeddingResponse
+from openai.types import Embedding
 
 from docsrag.config import Settings
 from docsrag.errors import EmbeddingDimensionMismatch, EmbeddingError
@@ -61,13 +62,15 @@ class DenseEmbedder:
                 )
             except openai.OpenAIError as exc:
                 raise self._api_error(exc) from exc
-            vectors.extend(self._vectors(response, expected=len(batch)))
+            vectors.extend(self._vectors(response.data or [], expected=len(batch)))
         return vectors
 
     async def embed_query(self, text: str) -> list[float]:
         self.calls += 1
         try:
-            response = await self._async_client.embeddings.create(
+            # The raw body, parsed with `json`: the SDK's model construction walks every float
+            # of the vector in Python (1.3 ms for 256 dimensions, 3 ms for 1536, per question).
+            raw = await self._async_client.embeddings.with_raw_response.create(
                 input=[text],
                 model=self.model,
                 dimensions=self._dimensions_param,
@@ -75,7 +78,18 @@ class DenseEmbedder:
             )
         except openai.OpenAIError as exc:
             raise self._api_error(exc) from exc
-        return self._vectors(response, expected=1)[0]
+        try:
+            body = json.loads(raw.content)
+            data = body.get("data") or []  # a proxy's 200 error body has no data
+            items = [
+                Embedding(index=item["index"], embedding=item["embedding"], object="embedding")
+                for item in data
+            ]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise EmbeddingError(
+                f"the embeddings endpoint returned a malformed body for model {self.model!r}"
+            ) from exc
+        return self._vectors(items, expected=1)[0]
 
     @property
     def _dimensions_param(self) -> int | openai.Omit:
@@ -93,9 +107,8 @@ class DenseEmbedder:
         logger.warning("embedding request for model %s %s", self.model, reason)
         return EmbeddingError(f"the embeddings endpoint {reason} for model {self.model!r}: {exc}")
 
-    def _vectors(self, response: CreateEmbeddingResponse, *, expected: int) -> list[list[float]]:
+    def _vectors(self, data: Sequence[Embedding], *, expected: int) -> list[list[float]]:
         # An OpenAI-compatible proxy can answer 200 with an error body and no data.
-        data = response.data or []
         if len(data) != expected:
             raise EmbeddingError(
                 f"the embeddings endpoint returned {len(data)} vectors for {expected} inputs "

@@ -47,6 +47,7 @@ DIMENSIONS = 256
 INVOKE_TIMEOUT_SECONDS = 180
 
 Function = Literal["Chat", "Ingest"]
+HANDLERS: dict[Function, str] = {"Chat": "chat.app.handler", "Ingest": "ingest.app.handler"}
 
 
 # --- Finding python3.12 and the artifact ----------------------------------------------------------
@@ -128,9 +129,8 @@ def sam_build() -> Path:
 class LambdaProcess:
     """One function's build, imported once by python3.12, invoked once per event."""
 
-    def __init__(
-        self, *, python: str, function: Function, handler: str, env: dict[str, str], log: Path
-    ) -> None:
+    def __init__(self, *, python: str, function: Function, env: dict[str, str], log: Path) -> None:
+        handler = HANDLERS[function]  # the template's Handler
         self.code = BUILD / f"{function}Function"
         self.layer = BUILD / f"{function}DependenciesLayer" / "python"
         self.log = log
@@ -387,11 +387,7 @@ def test_ingest_handler_applies_the_sample_events(
     )
 
     with LambdaProcess(
-        python=python312,
-        function="Ingest",
-        handler="ingest.app.handler",
-        env=env,
-        log=tmp_path / "ingest.log",
+        python=python312, function="Ingest", env=env, log=tmp_path / "ingest.log"
     ) as ingest:
         # The package runs on 3.12 from the build alone and its bytecode, without the chat
         # function's web stack.
@@ -469,11 +465,7 @@ def test_chat_handler_answers_from_the_index_the_ingest_handler_built(
         OPENROUTER_API_KEY_SECRET=secret_arns["OPENROUTER_API_KEY_SECRET"],
     )
     with LambdaProcess(
-        python=python312,
-        function="Ingest",
-        handler="ingest.app.handler",
-        env=ingest_env,
-        log=tmp_path / "ingest.log",
+        python=python312, function="Ingest", env=ingest_env, log=tmp_path / "ingest.log"
     ) as ingest:
         report = ingest.invoke(load_event("reconcile.json"))
     assert report["added"] + report["skipped"] == markdown_pages
@@ -495,11 +487,7 @@ def test_chat_handler_answers_from_the_index_the_ingest_handler_built(
         CHATKIT_SQLITE_PATH=str(tmp_path / "chatkit.sqlite3"),
     )
     with LambdaProcess(
-        python=python312,
-        function="Chat",
-        handler="chat.app.handler",
-        env=chat_env,
-        log=tmp_path / "chat.log",
+        python=python312, function="Chat", env=chat_env, log=tmp_path / "chat.log"
     ) as chat:
         assert chat.ready["python"].startswith("3.12.")
         assert Path(chat.ready["handler_file"]).is_relative_to(sam_build / "ChatFunction")

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from agents import Runner
 from openai import AsyncOpenAI
 from openai.types.responses import ResponseTextDeltaEvent
 
@@ -288,13 +287,7 @@ async def test_prepared_run_works_with_runner_run_streamed(fake_openai: FakeOpen
     answerer = make_answerer(fake_openai)
     prepared = answerer.prepare(question="where are settings?", history=[], hits=HITS)
 
-    result = Runner.run_streamed(
-        prepared.agent,
-        prepared.input,
-        context=prepared.context,
-        run_config=prepared.run_config,
-        max_turns=prepared.max_turns,
-    )
+    result = prepared.run_streamed()
     text = ""
     async for event in result.stream_events():
         if event.type == "raw_response_event" and isinstance(event.data, ResponseTextDeltaEvent):

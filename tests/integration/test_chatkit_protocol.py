@@ -17,7 +17,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from chatkit.server import StreamingResult
@@ -37,7 +36,6 @@ from chatkit.types import (
 )
 from fastapi import FastAPI
 from mangum import Mangum
-from moto import mock_aws
 from pydantic import SecretStr, TypeAdapter
 
 from docsrag import telemetry
@@ -104,21 +102,6 @@ QUESTIONS = (
 
 
 # --- Environment ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_dynamodb() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "eu-west-1",
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            yield boto3.client("dynamodb", region_name="eu-west-1")
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from docsrag.chatkit.ratelimit import DynamoDBRateLimiter, RateLimited
 from docsrag.chatkit.stores import create_threads_table
@@ -24,19 +22,11 @@ class Clock:
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_threads_table(client, TABLE)
-        yield client
+def dynamodb(moto_dynamodb: Any) -> Iterator[Any]:
+    """A fresh threads table (the rate limit's home) on moto, named `TABLE`."""
+    create_threads_table(moto_dynamodb, TABLE)
+    yield moto_dynamodb
+    moto_dynamodb.delete_table(TableName=TABLE)
 
 
 def limiter(client: Any, clock: Clock, limit: int = 2) -> DynamoDBRateLimiter:

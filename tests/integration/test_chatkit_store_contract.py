@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import boto3
 import pytest
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.store import NotFoundError
@@ -37,7 +36,6 @@ from chatkit.types import (
     WorkflowItem,
 )
 from chatkit.types import Workflow as ChatWorkflow
-from moto import mock_aws
 
 from docsrag.chatkit.context import RequestContext
 from docsrag.chatkit.stores import (
@@ -55,24 +53,10 @@ ALICE = RequestContext(visitor_id="alice")
 BOB = RequestContext(visitor_id="bob")
 T0 = datetime(2025, 3, 1, 9, 30, 0)
 
+T = TypeVar("T")
+
 
 # --- fixtures -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_dynamodb() -> Iterator[Any]:
-    """One moto DynamoDB for the module (a client is slow to build); tests get their own table."""
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "eu-west-1",
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            yield boto3.client("dynamodb", region_name="eu-west-1")
 
 
 @pytest.fixture
@@ -151,32 +135,45 @@ async def saved_thread(
     return thread
 
 
-async def collect_threads(
-    store: VisitorScopedStore, context: RequestContext, *, limit: int, order: str
-) -> list[Page[ThreadMetadata]]:
-    pages: list[Page[ThreadMetadata]] = []
+async def answered_thread(
+    store: VisitorScopedStore, *answers: str
+) -> tuple[ThreadMetadata, list[AssistantMessageItem]]:
+    """A saved thread of Alice's holding an assistant message per text, a second apart."""
+    thread = await saved_thread(store)
+    items = [
+        assistant_message(store, thread, text, second=second)
+        for second, text in enumerate(answers, start=1)
+    ]
+    for item in items:
+        await store.add_thread_item(thread.id, item, ALICE)
+    return thread, items
+
+
+async def collect_pages(load: Callable[[str | None], Awaitable[Page[T]]]) -> list[Page[T]]:
+    """Every page `load(after)` gives, from the first, following the cursors to the last."""
+    pages: list[Page[T]] = []
     after: str | None = None
     while True:
-        page = await store.load_threads(limit, after, order, context)
+        page = await load(after)
         pages.append(page)
         if not page.has_more:
             return pages
         after = page.after
         assert len(pages) < 50, "pagination does not terminate"
+
+
+async def collect_threads(
+    store: VisitorScopedStore, context: RequestContext, *, limit: int, order: str
+) -> list[Page[ThreadMetadata]]:
+    return await collect_pages(lambda after: store.load_threads(limit, after, order, context))
 
 
 async def collect_items(
     store: VisitorScopedStore, thread_id: str, *, limit: int, order: str
 ) -> list[Page[ThreadItem]]:
-    pages: list[Page[ThreadItem]] = []
-    after: str | None = None
-    while True:
-        page = await store.load_thread_items(thread_id, after, limit, order, ALICE)
-        pages.append(page)
-        if not page.has_more:
-            return pages
-        after = page.after
-        assert len(pages) < 50, "pagination does not terminate"
+    return await collect_pages(
+        lambda after: store.load_thread_items(thread_id, after, limit, order, ALICE)
+    )
 
 
 def ids(pages: list[Page[Any]]) -> list[str]:
@@ -509,11 +506,7 @@ async def test_attachments_are_not_supported(store: VisitorScopedStore) -> None:
 
 
 async def test_feedback_is_kept_per_item_and_the_latest_wins(store: VisitorScopedStore) -> None:
-    thread = await saved_thread(store)
-    first = assistant_message(store, thread, "first answer", second=1)
-    second = assistant_message(store, thread, "second answer", second=2)
-    for item in (first, second):
-        await store.add_thread_item(thread.id, item, ALICE)
+    thread, (first, second) = await answered_thread(store, "first answer", "second answer")
 
     await store.save_feedback(thread.id, [first.id, second.id], "negative", ALICE)
     await store.save_feedback(thread.id, [second.id], "positive", ALICE)
@@ -528,9 +521,7 @@ async def test_feedback_is_kept_per_item_and_the_latest_wins(store: VisitorScope
 
 
 async def test_feedback_on_a_missing_item_saves_nothing(store: VisitorScopedStore) -> None:
-    thread = await saved_thread(store)
-    answer = assistant_message(store, thread, "answer", second=1)
-    await store.add_thread_item(thread.id, answer, ALICE)
+    thread, (answer,) = await answered_thread(store, "answer")
 
     with pytest.raises(NotFoundError):
         await store.save_feedback(thread.id, [answer.id, "msg_missing"], "positive", ALICE)
@@ -543,11 +534,7 @@ async def test_feedback_on_a_missing_item_saves_nothing(store: VisitorScopedStor
 
 
 async def test_feedback_leaves_with_its_item_and_thread(store: VisitorScopedStore) -> None:
-    thread = await saved_thread(store)
-    kept = assistant_message(store, thread, "kept", second=1)
-    dropped = assistant_message(store, thread, "dropped", second=2)
-    for item in (kept, dropped):
-        await store.add_thread_item(thread.id, item, ALICE)
+    thread, (kept, dropped) = await answered_thread(store, "kept", "dropped")
     await store.save_feedback(thread.id, [kept.id, dropped.id], "positive", ALICE)
 
     await store.delete_thread_item(thread.id, dropped.id, ALICE)

@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import Final, cast
 
 import openai
-from agents import AgentsException, Runner, RunResultStreaming, StreamEvent
+from agents import AgentsException, RunResultStreaming, StreamEvent
 from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import (
@@ -477,13 +477,7 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
             self._log(turn, retrieval.covered, retrieval.dense_used, sources=len(turn.hits))
             return
 
-        run = Runner.run_streamed(
-            prepared.agent,
-            prepared.input,
-            context=prepared.context,
-            run_config=prepared.run_config,
-            max_turns=prepared.max_turns,
-        )
+        run = prepared.run_streamed()
         guarded = _GuardedRun(run)
         agent_context: AgentContext[RequestContext] = AgentContext(
             thread=thread, store=self.store, request_context=context

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -243,28 +244,38 @@ def _classes(node: LexborNode) -> str:
     return node.attrs.get("class") or ""
 
 
+def _children(node: LexborNode) -> Iterator[str | LexborNode]:
+    """`node`'s children in document order: each run of inline content as one squashed text
+    (possibly empty), each block-level child as itself; skipped tags are left out."""
+    inline: list[str] = []
+    for child in node.iter(include_text=True):
+        tag = child.tag
+        if tag == "-text":
+            inline.append(child.text_content or "")
+        elif tag in _SKIP_TAGS:
+            continue
+        elif tag not in _BLOCK_TAGS:
+            inline.append(child.text(deep=True))
+        else:
+            if inline:
+                yield squash("".join(inline))
+                inline = []
+            yield child
+    if inline:
+        yield squash("".join(inline))
+
+
 class _Walker:
     def __init__(self, *, skip: LexborNode | None) -> None:
         self._skip_id = skip.mem_id if skip is not None else None
 
     def walk(self, node: LexborNode, sink: BlockSink) -> None:
         """Emit the blocks and headings of `node`'s children, in document order."""
-        inline: list[str] = []
-        for child in node.iter(include_text=True):
-            tag = child.tag
-            if tag == "-text":
-                inline.append(child.text_content or "")
-            elif tag in _SKIP_TAGS:
-                continue
-            elif tag not in _BLOCK_TAGS:
-                inline.append(child.text(deep=True))
+        for child in _children(node):
+            if isinstance(child, str):
+                _add(sink, "text", child)
             else:
-                if inline:
-                    _add(sink, "text", squash("".join(inline)))
-                    inline = []
                 self._block(child, sink)
-        if inline:
-            _add(sink, "text", squash("".join(inline)))
 
     def render(self, node: LexborNode) -> str:
         """The children of `node` as block texts joined by blank lines (headings become text)."""
@@ -387,27 +398,15 @@ class _Walker:
             number += 1
             pieces: list[str] = []  # item text, then nested blocks (already indented)
             nested: list[str] = []
-            inline: list[str] = []
-            for child in item.iter(include_text=True):
-                tag = child.tag
-                if tag == "-text":
-                    inline.append(child.text_content or "")
-                elif tag in _SKIP_TAGS:
-                    continue
-                elif tag not in _BLOCK_TAGS:
-                    inline.append(child.text(deep=True))
+            for child in _children(item):
+                if isinstance(child, str):
+                    pieces.append(child)
+                elif child.tag in ("ul", "ol"):
+                    nested.extend(self._list_lines(child, depth + 1))
                 else:
-                    if inline:
-                        pieces.append(squash("".join(inline)))
-                        inline = []
-                    if tag in ("ul", "ol"):
-                        nested.extend(self._list_lines(child, depth + 1))
-                        continue
                     sink = BlockList()
                     self._block(child, sink)
                     pieces.extend(block.text for block in sink.blocks)
-            if inline:
-                pieces.append(squash("".join(inline)))
             lines.extend(list_item_lines(indent + marker, pieces, nested))
         return lines
 

@@ -167,13 +167,32 @@ def _check_size(body: str, *, what: str) -> None:
         )
 
 
-def check_feedback_items(item_ids: Sequence[str]) -> None:
+def check_feedback_request(thread_id: str, item_ids: Sequence[str]) -> None:
+    """Refuse a `save_feedback` call before touching the store.
+
+    NotFoundError for ids that cannot be in the store; ValueError for 0 or too many items.
+    """
+    require_known_id(thread_id, what="thread")
     if not 1 <= len(item_ids) <= MAX_FEEDBACK_ITEMS:
         raise ValueError(f"feedback names 1-{MAX_FEEDBACK_ITEMS} items, got {len(item_ids)}")
+    for item_id in item_ids:
+        require_known_id(item_id, what="item")
+
+
+def load_feedback_kind(value: str) -> FeedbackKind:
+    """A feedback kind as read back from the store (StoreError when it is neither)."""
+    if value == "positive":
+        return "positive"
+    if value == "negative":
+        return "negative"
+    raise StoreError(f"a stored feedback kind is neither positive nor negative: {value!r}")
 
 
 class VisitorScopedStore(Store[RequestContext]):
-    """Id generation, attachment behaviour and the feedback contract shared by both stores.
+    """What both stores share: id generation, item writes, attachments and the feedback contract.
+
+    `add_thread_item` and `save_item` are one operation, `_put_item`: insert, or replace in
+    place (a replaced item keeps its position in the thread).
 
     Attachments are not supported: `load_attachment` finds none (so a client-sent attachment id
     fails the request with NotFoundError) and `save_attachment` refuses.
@@ -182,6 +201,18 @@ class VisitorScopedStore(Store[RequestContext]):
     kind for each item, all or nothing, and raises NotFoundError when the thread or any of the
     items is not there; it leaves with its item and its thread.
     """
+
+    @abstractmethod
+    async def _put_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
+        """Insert `item`, or replace it in place; NotFoundError when the thread is not there."""
+
+    async def add_thread_item(
+        self, thread_id: str, item: ThreadItem, context: RequestContext
+    ) -> None:
+        await self._put_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
+        await self._put_item(thread_id, item, context)
 
     @abstractmethod
     async def save_feedback(

@@ -47,15 +47,15 @@ from chatkit.types import FeedbackKind, Page, ThreadItem, ThreadMetadata
 from docsrag.chatkit.context import RequestContext
 from docsrag.chatkit.stores.base import (
     RecordTooLarge,
-    StoreError,
     StoreUnavailable,
     VisitorScopedStore,
     build_page,
-    check_feedback_items,
+    check_feedback_request,
     dump_item,
     dump_thread,
     is_ascending,
     is_known_id,
+    load_feedback_kind,
     load_item_json,
     load_thread_json,
     page_size,
@@ -303,14 +303,6 @@ class DynamoDBStore(VisitorScopedStore):
 
         return await self._run(run)
 
-    async def add_thread_item(
-        self, thread_id: str, item: ThreadItem, context: RequestContext
-    ) -> None:
-        await self._put_item(thread_id, item, context)
-
-    async def save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
-        await self._put_item(thread_id, item, context)
-
     async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
         require_known_id(thread_id, what="thread")
         require_known_id(item_id, what="item")
@@ -366,10 +358,7 @@ class DynamoDBStore(VisitorScopedStore):
         context: RequestContext,
     ) -> None:
         """One transaction: the thread and every item must be live, or nothing is written."""
-        require_known_id(thread_id, what="thread")
-        check_feedback_items(item_ids)
-        for item_id in item_ids:
-            require_known_id(item_id, what="item")
+        check_feedback_request(thread_id, item_ids)
         visitor = context.visitor_id
         pk = _thread_pk(visitor, thread_id)
 
@@ -409,7 +398,7 @@ class DynamoDBStore(VisitorScopedStore):
                 pk, "FEEDBACK#", ascending=True, start_sk=None, count=10_000, now=now
             )
             return {
-                record["sk"]["S"].removeprefix("FEEDBACK#"): _feedback_kind(record["kind"]["S"])
+                record["sk"]["S"].removeprefix("FEEDBACK#"): load_feedback_kind(record["kind"]["S"])
                 for record in records
             }
 
@@ -622,14 +611,6 @@ def _n(value: int) -> dict[str, str]:
 def _live(record: Record, now: int) -> bool:
     expires = record.get(TTL_ATTRIBUTE)
     return expires is None or int(expires["N"]) > now
-
-
-def _feedback_kind(value: str) -> FeedbackKind:
-    if value == "positive":
-        return "positive"
-    if value == "negative":
-        return "negative"
-    raise StoreError(f"a stored feedback kind is neither positive nor negative: {value!r}")
 
 
 def _error_code(exc: Any) -> str:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 
 from chatkit.store import NotFoundError
 from chatkit.types import FeedbackKind, Page, ThreadItem, ThreadMetadata
@@ -26,10 +26,11 @@ from docsrag.chatkit.stores.base import (
     StoreUnavailable,
     VisitorScopedStore,
     build_page,
-    check_feedback_items,
+    check_feedback_request,
     dump_item,
     dump_thread,
     is_ascending,
+    load_feedback_kind,
     load_item_json,
     load_thread_json,
     page_size,
@@ -126,22 +127,15 @@ class SQLiteStore(VisitorScopedStore):
         size = page_size(limit)
 
         def run(conn: sqlite3.Connection) -> Page[ThreadMetadata]:
-            sql = "SELECT body FROM threads WHERE visitor_id = ?"
-            params: list[object] = [context.visitor_id]
-            if after is not None:
-                require_known_id(after, what="thread")
-                row = conn.execute(
-                    "SELECT sort_key FROM threads WHERE visitor_id = ? AND thread_id = ?",
-                    (context.visitor_id, after),
-                ).fetchone()
-                if row is None:
-                    raise NotFoundError(f"thread {after} not found")
-                sql += f" AND (sort_key, thread_id) {'>' if ascending else '<'} (?, ?)"
-                params += [row[0], after]
-            direction = "ASC" if ascending else "DESC"
-            sql += f" ORDER BY sort_key {direction}, thread_id {direction} LIMIT ?"
-            params.append(size + 1)
-            threads = [load_thread_json(body) for (body,) in conn.execute(sql, params)]
+            bodies = _page_bodies(
+                conn,
+                "thread",
+                {"visitor_id": context.visitor_id},
+                after=after,
+                ascending=ascending,
+                count=size + 1,
+            )
+            threads = [load_thread_json(body) for body in bodies]
             return build_page(threads, size, id_of=lambda thread: thread.id)
 
         return await self._run(run)
@@ -178,34 +172,18 @@ class SQLiteStore(VisitorScopedStore):
 
         def run(conn: sqlite3.Connection) -> Page[ThreadItem]:
             _require_thread(conn, context.visitor_id, thread_id)
-            sql = "SELECT body FROM items WHERE visitor_id = ? AND thread_id = ?"
-            params: list[object] = [context.visitor_id, thread_id]
-            if after is not None:
-                require_known_id(after, what="item")
-                row = conn.execute(
-                    "SELECT sort_key FROM items"
-                    " WHERE visitor_id = ? AND thread_id = ? AND item_id = ?",
-                    (context.visitor_id, thread_id, after),
-                ).fetchone()
-                if row is None:
-                    raise NotFoundError(f"item {after} not found")
-                sql += f" AND (sort_key, item_id) {'>' if ascending else '<'} (?, ?)"
-                params += [row[0], after]
-            direction = "ASC" if ascending else "DESC"
-            sql += f" ORDER BY sort_key {direction}, item_id {direction} LIMIT ?"
-            params.append(size + 1)
-            items = [load_item_json(body) for (body,) in conn.execute(sql, params)]
+            bodies = _page_bodies(
+                conn,
+                "item",
+                {"visitor_id": context.visitor_id, "thread_id": thread_id},
+                after=after,
+                ascending=ascending,
+                count=size + 1,
+            )
+            items = [load_item_json(body) for body in bodies]
             return build_page(items, size, id_of=lambda item: item.id)
 
         return await self._run(run)
-
-    async def add_thread_item(
-        self, thread_id: str, item: ThreadItem, context: RequestContext
-    ) -> None:
-        await self._put_item(thread_id, item, context)
-
-    async def save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
-        await self._put_item(thread_id, item, context)
 
     async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
         require_known_id(thread_id, what="thread")
@@ -251,10 +229,7 @@ class SQLiteStore(VisitorScopedStore):
         kind: FeedbackKind,
         context: RequestContext,
     ) -> None:
-        require_known_id(thread_id, what="thread")
-        check_feedback_items(item_ids)
-        for item_id in item_ids:
-            require_known_id(item_id, what="item")
+        check_feedback_request(thread_id, item_ids)
         now = time.time()
 
         def run(conn: sqlite3.Connection) -> None:
@@ -289,7 +264,7 @@ class SQLiteStore(VisitorScopedStore):
                 "SELECT item_id, kind FROM feedback WHERE visitor_id = ? AND thread_id = ?",
                 (context.visitor_id, thread_id),
             )
-            return {item_id: _feedback_kind(kind) for item_id, kind in rows}
+            return {item_id: load_feedback_kind(kind) for item_id, kind in rows}
 
         return await self._run(run)
 
@@ -338,12 +313,38 @@ class SQLiteStore(VisitorScopedStore):
                 raise StoreUnavailable(f"the SQLite store at {self._path} failed: {exc}") from exc
 
 
-def _feedback_kind(value: str) -> FeedbackKind:
-    if value == "positive":
-        return "positive"
-    if value == "negative":
-        return "negative"
-    raise StoreError(f"a stored feedback kind is neither positive nor negative: {value!r}")
+def _page_bodies(
+    conn: sqlite3.Connection,
+    record: Literal["thread", "item"],
+    scope: dict[str, str],
+    *,
+    after: str | None,
+    ascending: bool,
+    count: int,
+) -> list[str]:
+    """Up to `count` bodies of the `record`s (threads or items) whose columns equal `scope`, in
+    (sort_key, id) order, starting after the record whose id is `after`.
+
+    `after` must be one of those records (else NotFoundError); its (sort_key, id) is the cursor.
+    """
+    table, id_column = f"{record}s", f"{record}_id"
+    where = " AND ".join(f"{column} = ?" for column in scope)
+    sql = f"SELECT body FROM {table} WHERE {where}"  # noqa: S608 - identifiers are ours
+    params: list[object] = [*scope.values()]
+    if after is not None:
+        require_known_id(after, what=record)
+        row = conn.execute(
+            f"SELECT sort_key FROM {table} WHERE {where} AND {id_column} = ?",  # noqa: S608
+            (*params, after),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"{record} {after} not found")
+        sql += f" AND (sort_key, {id_column}) {'>' if ascending else '<'} (?, ?)"
+        params += [row[0], after]
+    direction = "ASC" if ascending else "DESC"
+    sql += f" ORDER BY sort_key {direction}, {id_column} {direction} LIMIT ?"
+    params.append(count)
+    return [body for (body,) in conn.execute(sql, params)]
 
 
 def _require_thread(conn: sqlite3.Connection, visitor_id: str, thread_id: str) -> None:
