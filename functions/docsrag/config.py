@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     # verify. Unset locally: a random key per process (tokens die with the process).
     visitor_token_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     visitor_token_ttl_days: int = Field(default=30, ge=1, le=3650)
-    # Per-visitor rate limit on new messages (ChatKit and /chat): requests per minute; 0 = off.
+    # Per-visitor rate limit on ChatKit answer requests: requests per minute; 0 = off.
     visitor_rate_limit_per_minute: int = Field(default=10, ge=0, le=10_000)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

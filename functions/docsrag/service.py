@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from docsrag import telemetry
 from docsrag.answering import Answer, Answerer, ChatTurn
 from docsrag.config import Settings
 from docsrag.models import Hit
@@ -78,6 +79,7 @@ class ChatService:
         hits = retrieval.hits if retrieval.covered else []
         answer: Answer = await self._answerer.answer(question=message, history=history, hits=hits)
         latency_ms = (time.perf_counter() - started) * 1000
+        telemetry.record_answer(mode=answer.mode, latency_ms=answer.latency_ms, usage=answer.usage)
         logger.info(
             "answered",
             extra={

@@ -35,3 +35,15 @@ def count(name: str, value: float = 1) -> None:
 def milliseconds(name: str, value: float) -> None:
     if enabled():
         metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round(value, 1))
+
+
+def record_answer(
+    *, mode: str, latency_ms: float | None = None, usage: dict[str, int] | None = None
+) -> None:
+    """One answer: `AnswersLlm` or `AnswersRetrievalOnly`, the model's latency and tokens."""
+    count("AnswersLlm" if mode == "llm" else "AnswersRetrievalOnly")
+    if latency_ms is not None and mode == "llm":
+        milliseconds("LLMLatency", latency_ms)
+    if usage:
+        count("InputTokens", usage.get("input_tokens", 0))
+        count("OutputTokens", usage.get("output_tokens", 0))

@@ -631,6 +631,7 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
             content=[content],
         )
         turn.item_id, turn.mode = item.id, mode
+        telemetry.record_answer(mode=mode)
         yield ThreadItemDoneEvent(item=item)
         turn.answered = True  # resumed: chatkit stored the item before asking for more
 
