@@ -17,10 +17,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from docsrag.errors import ConfigError
 
-DEFAULT_CHAT_MODEL = "openai/gpt-oss-20b:free"
+# Free OpenRouter models. The primary is a plain instruction model: a reasoning model (gpt-oss)
+# can spend the whole output budget thinking and return no answer, so it is only the last fallback.
+DEFAULT_CHAT_MODEL = "meta-llama/llama-3.3-70b-instruct:free"
 DEFAULT_FALLBACK_MODELS = (
-    "meta-llama/llama-3.3-70b-instruct:free",
     "mistralai/mistral-small-3.2-24b-instruct:free",
+    "openai/gpt-oss-20b:free",
 )
 
 CommaList = Annotated[list[str], NoDecode]
