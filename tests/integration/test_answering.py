@@ -16,7 +16,7 @@ from docsrag.config import DEFAULT_FALLBACK_MODELS, Settings
 from docsrag.models import Hit
 from tests.fakes.openai_server import FakeOpenAI
 
-CHAT_MODEL = "openai/gpt-oss-20b:free"
+CHAT_MODEL = "meta-llama/llama-3.3-70b-instruct:free"  # an id with a provider prefix
 
 HITS = [
     Hit(
