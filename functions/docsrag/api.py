@@ -167,19 +167,6 @@ def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "invalid_request", "Invalid request: " + "; ".join(parts)
 
 
-def _trim_history(history: list[ChatTurn], settings: Settings) -> list[ChatTurn]:
-    """Keep the most recent turns within the configured message and character budgets."""
-    kept: list[ChatTurn] = []
-    budget = settings.max_history_chars
-    for turn in reversed(history[-settings.max_history_messages :] if history else []):
-        if len(turn.content) > budget:
-            break
-        budget -= len(turn.content)
-        kept.append(turn)
-    kept.reverse()
-    return kept
-
-
 def max_body_bytes(settings: Settings) -> int:
     """Largest request body accepted: message and history budgets in UTF-8, plus JSON framing."""
     return 4 * (settings.max_message_chars + settings.max_history_chars) + 64 * 1024
@@ -352,18 +339,18 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
     @app.post("/chat", response_model=ChatResponse)
     async def chat(payload: ChatRequest, container: ContainerDep) -> ChatResponse:
         """Answer one question from the docs, with the sections it used."""
+        limit = container.settings.max_message_chars  # the current settings, after a reset too
         message = payload.message.strip()
         if not message:
             raise ApiError(422, "invalid_request", "message must not be blank.")
-        if len(message) > settings.max_message_chars:
+        if len(message) > limit:
             raise ApiError(
                 413,
                 "message_too_long",
-                f"The message is {len(message)} characters; the limit is "
-                f"{settings.max_message_chars}.",
+                f"The message is {len(message)} characters; the limit is {limit}.",
             )
-        history = _trim_history(payload.history, settings)
-        result = await container.chat.chat(message=message, history=history)
+        # The answerer trims the history to the configured budgets (`history_input`).
+        result = await container.chat.chat(message=message, history=payload.history)
         return ChatResponse(
             answer=result.answer,
             sources=[SourcePublic(**asdict(source)) for source in result.sources],

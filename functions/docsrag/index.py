@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -564,9 +563,3 @@ def _hit(point: models.ScoredPoint, score: float, raw: dict[str, dict[str, float
         sparse_score=raw.get(SPARSE_VECTOR, {}).get(chunk_id),
         anchors=anchors if anchors[:1] == (anchor,) else (anchor,),
     )
-
-
-def local_store_path(client: QdrantClient) -> Path | None:
-    """The embedded store's folder, or None for a server client."""
-    path = client.init_options.get("path")
-    return Path(path) if path else None

@@ -186,11 +186,6 @@ class Ingestor:
             logger.info("deleted %s (%d chunks)", source_key, removed)
         return removed > 0
 
-    def indexed_version(self, source_key: str) -> str | None:
-        """The `version` stored with a page (None when unknown or not indexed)."""
-        state = self._index.page_state(source_key)
-        return state.version if state is not None else None
-
     def is_current(self, source_key: str, version: str) -> bool:
         """True when the page is indexed from `version` and has everything this ingestor would
         give it (dense vectors, when there is an embedder): ingesting that version again would

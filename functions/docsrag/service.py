@@ -13,6 +13,7 @@ from typing import Literal
 
 from docsrag import telemetry
 from docsrag.answering import Answer, Answerer, ChatTurn
+from docsrag.answering import snippet as answering_snippet
 from docsrag.config import Settings
 from docsrag.models import Hit
 from docsrag.retrieval import Retriever
@@ -41,14 +42,9 @@ class ChatResult:
     latency_ms: float
 
 
-def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    """The first words of a section, cut at a word boundary, code fences removed."""
-    flat = " ".join(line for line in text.splitlines() if not line.startswith("```"))
-    flat = " ".join(flat.split())
-    if len(flat) <= limit:
-        return flat
-    cut = flat[:limit].rsplit(" ", 1)[0]
-    return cut + "…"
+def snippet(text: str) -> str:
+    """The first words of a section for a source link (longer than the ones in the prompt)."""
+    return answering_snippet(text, limit=SNIPPET_CHARS)
 
 
 def source_title(hit: Hit) -> str:
