@@ -162,6 +162,7 @@ def chunk_page(
             text=candidate.text,
             chunk_index=index,
             anchors=candidate.anchors,
+            meta=page.meta,
         )
         for index, candidate in enumerate(merged)
     ]

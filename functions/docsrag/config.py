@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     site_url: str = "http://localhost:3000"
     # Docusaurus `routeBasePath` of the docs plugin: Markdown sources map to /<this>/<slug>.
     docs_route_base_path: str = "docs"
+    # Versions, locales and blogs (docs/versions-and-locales.md). The site's default locale:
+    # pages without a locale prefix (`/docs/x`, not `/fr/docs/x`) and Markdown outside `i18n/`.
+    default_locale: str = Field(default="en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    # The docs version questions use when neither the page nor the question names one; unset:
+    # the version the site serves without a version segment (the latest release).
+    default_version: str | None = None
+    # Blog posts answer when the docs do not cover a question or it asks about a release; off:
+    # never.
+    include_blog: bool = True
+    # How long a chat container trusts its list of the site's versions and locales (seconds).
+    site_catalog_ttl_seconds: float = Field(default=300.0, ge=0, le=86_400)
     # The S3 bucket the site is synced to (reconcile lists it; events name their own bucket).
     docs_bucket: str | None = None
     # Key prefix of the site inside the S3 bucket (e.g. `site/`); keys outside it are ignored.
@@ -191,7 +202,11 @@ class Settings(BaseSettings):
         return value.strip().strip("/")
 
     @field_validator(
-        "openrouter_api_key", "qdrant_api_key", "openai_tracing_api_key", mode="before"
+        "openrouter_api_key",
+        "qdrant_api_key",
+        "openai_tracing_api_key",
+        "default_version",
+        mode="before",
     )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:

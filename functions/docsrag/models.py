@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 BlockKind = Literal["text", "code", "list", "table", "admonition", "details", "quote"]
-PageKind = Literal["doc", "blog", "page"]
+PageKind = Literal["docs", "blog", "page"]
+
+DEFAULT_PLUGIN = "default"
+CURRENT_VERSION = "current"  # Docusaurus's name for the docs in `docs/` (URL `/docs/next/` once
+# versions exist, `/docs/` before)
+
+
+@dataclass(frozen=True, slots=True)
+class PageMeta:
+    """Where a page sits in a Docusaurus site: what kind of content, which docs plugin instance,
+    version and locale. Read from the build HTML's meta tags or from the source layout.
+
+    `version` is the docs version name (`current`, `2.1`); None for blog posts and pages.
+    `default_version` is True when the version is served without a version segment (`/docs/x`,
+    the site's latest release; every unversioned page counts as default). `doc_id` is the page's
+    id within its plugin (`guides/intro` for docs, the locale-less path for blog posts and pages),
+    the same in every version and locale, so `section_key` recognises one section across them.
+    """
+
+    kind: PageKind = "docs"
+    plugin: str = DEFAULT_PLUGIN
+    version: str | None = CURRENT_VERSION
+    default_version: bool = True
+    locale: str = "en"
+    doc_id: str = ""
+
+    def section_key(self, anchor: str | None) -> str:
+        """Version- and locale-independent identity of a section: `docs/default/intro#setup`."""
+        return f"{self.kind}/{self.plugin}/{self.doc_id}#{anchor or ''}"
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +79,11 @@ class ParsedPage:
     description: str | None
     kind: PageKind
     sections: tuple[Section, ...]
+    meta: PageMeta = PageMeta()
+
+    def __post_init__(self) -> None:
+        if self.meta.kind != self.kind:  # `kind` is the one to set; `meta` follows it
+            object.__setattr__(self, "meta", replace(self.meta, kind=self.kind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +101,14 @@ class Chunk:
     # citation links to. More than one when tiny sections were merged (see docsrag.chunking).
     # Left empty, it is `(anchor,)`.
     anchors: tuple[str | None, ...] = ()
+    meta: PageMeta = PageMeta()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anchors", _anchors(self.anchor, self.anchors))
+
+    @property
+    def section_key(self) -> str:
+        return self.meta.section_key(self.anchor)
 
     @property
     def embed_text(self) -> str:
@@ -111,9 +150,16 @@ class Hit:
     sparse_score: float | None = None
     # The sections the chunk covers (`Chunk.anchors`); `(anchor,)` when not given.
     anchors: tuple[str | None, ...] = ()
+    # Where the page sits (kind, plugin, version, locale); a point written before versions were
+    # indexed reads as the default docs version in the default locale.
+    meta: PageMeta = PageMeta()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anchors", _anchors(self.anchor, self.anchors))
+
+    @property
+    def section_key(self) -> str:
+        return self.meta.section_key(self.anchor)
 
 
 @dataclass(slots=True)

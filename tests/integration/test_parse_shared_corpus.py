@@ -105,7 +105,7 @@ def test_exactly_the_content_pages_of_the_build_parse(
         "index.html",  # the JSX homepage: no article
     }
     kinds = Counter(page.kind for page in html_pages.values())
-    assert kinds == {"doc": 87, "blog": 4, "page": 1}
+    assert kinds == {"docs": 87, "blog": 4, "page": 1}
 
 
 def test_every_page_is_in_the_sitemap_under_its_canonical_url(

@@ -39,7 +39,7 @@ def page(*sections: Section) -> ParsedPage:
         path="/docs/guide",
         title="Guide",
         description=None,
-        kind="doc",
+        kind="docs",
         sections=sections,
     )
 
@@ -335,7 +335,7 @@ def pages(draw: st.DrawFn) -> ParsedPage:
         blocks = tuple(block() for _ in range(draw(st.integers(0, 4))))
         level = draw(st.integers(2, 4))
         sections.append(Section(f"Heading {i}", f"h{i}", level, (f"Heading {i}",), blocks))
-    return ParsedPage("p.md", "/docs/p", "P", None, "doc", tuple(sections))
+    return ParsedPage("p.md", "/docs/p", "P", None, "docs", tuple(sections))
 
 
 @st.composite

@@ -172,7 +172,7 @@ def test_page_metadata(page: ParsedPage) -> None:
     assert page.path == "/docs/cli"
     assert page.title == "Install the CLI"
     assert page.description == "How to install the CLI"
-    assert page.kind == "doc"
+    assert page.kind == "docs"
 
 
 @pytest.mark.parametrize(

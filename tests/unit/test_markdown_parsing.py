@@ -142,7 +142,7 @@ def test_front_matter_gives_url_title_and_description(page: ParsedPage) -> None:
     assert page.path == "/docs/create-doc"
     assert page.title == "Create a doc"
     assert page.description == "Create a Markdown Document"
-    assert page.kind == "doc"
+    assert page.kind == "docs"
     assert page.source_key == "guides/docs/docs-create-doc.mdx"
 
 

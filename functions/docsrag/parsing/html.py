@@ -469,7 +469,7 @@ def _card_list_text(node: LexborNode) -> str:
 def _find_content(tree: LexborHTMLParser, source_key: str) -> tuple[LexborNode, PageKind]:
     content = tree.css_first("div.theme-doc-markdown")
     if content is not None:
-        return content, "doc"
+        return content, "docs"
     content = tree.css_first("#__blog-post-container")
     if content is not None:
         return content, "blog"

@@ -706,6 +706,6 @@ def parse_markdown(source_key: str, text: str, *, route_base_path: str = "docs")
         path=path,
         title=title,
         description=description,
-        kind="doc",
+        kind="docs",
         sections=sections,
     )
