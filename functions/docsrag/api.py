@@ -238,7 +238,13 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["content-type", "authorization", "x-visitor-token", REQUEST_ID_HEADER],
+            allow_headers=[
+                "content-type",
+                "authorization",
+                "x-visitor-token",
+                REQUEST_ID_HEADER,
+                "x-docs-page-url",
+            ],
             expose_headers=[REQUEST_ID_HEADER, "retry-after"],
             max_age=600,
         )

@@ -17,7 +17,9 @@ is pure Python, so there `search` reads an in-memory numpy snapshot of the colle
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -38,7 +40,16 @@ from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
 from docsrag.config import Settings
 from docsrag.errors import ConfigError, EmbeddingDimensionMismatch, IndexUnavailable
 from docsrag.localsearch import EmbeddedStore, LocalSnapshot, SnapshotStats, embedded_store
-from docsrag.models import Chunk, Hit, PageState, SparseVector
+from docsrag.models import (
+    CURRENT_VERSION,
+    DEFAULT_PLUGIN,
+    Chunk,
+    Hit,
+    PageMeta,
+    PageState,
+    SparseVector,
+)
+from docsrag.scope import BlogPolicy, SearchScope, SiteCatalog
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +68,15 @@ SNAPSHOT_SCROLL_PAGE = 512
 MIXED_HASH = "<mixed>"
 
 _PAGE_STATE_FIELDS = ["source_key", "content_hash", "has_dense", "version"]
-_HIT_FIELDS = ["source_key", "path", "title", "heading_path", "anchor", "anchors", "text"]
+# Where a page sits in the site (`PageMeta`): payload fields with Qdrant payload indexes, so a
+# search scope (`docsrag.scope.SearchScope`) filters inside Qdrant. `docs_version` is the docs
+# version name; the payload's `version` is the S3 object version of the source file.
+_META_FIELDS = ["kind", "plugin", "docs_version", "default_version", "locale", "doc_id"]
+_HIT_FIELDS = [
+    "source_key", "path", "title", "heading_path", "anchor", "anchors", "text", *_META_FIELDS
+]  # fmt: skip
+_KEYWORD_INDEXES = ("source_key", "path", "kind", "plugin", "docs_version", "locale", "doc_id")
+_BOOL_INDEXES = ("default_version",)
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     ApiException,
     httpx.HTTPError,
@@ -166,6 +185,7 @@ class DocsIndex:
         self.points_written = 0
         self.points_deleted = 0
         self.snapshot_builds = 0
+        self._catalog_cache: tuple[str, float, SiteCatalog] | None = None
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -212,13 +232,15 @@ class DocsIndex:
                 info = self._client.get_collection(self.collection)
                 self._check_layout(info.config.params)
                 payload_schema = dict(info.payload_schema or {})
-            # Payload indexes do nothing in the embedded store (it warns if asked).
+            # Payload indexes do nothing in the embedded store (it warns if asked). A collection
+            # made by an earlier release gets the indexes it lacks here, at the first ingest or
+            # chat start; its points gain the fields when the next ingest rewrites them.
             if not self._local:
-                for field in ("source_key", "path"):
+                wanted = [(f, models.PayloadSchemaType.KEYWORD) for f in _KEYWORD_INDEXES]
+                wanted += [(f, models.PayloadSchemaType.BOOL) for f in _BOOL_INDEXES]
+                for field, schema in wanted:
                     if field not in payload_schema:
-                        self._client.create_payload_index(
-                            self.collection, field, models.PayloadSchemaType.KEYWORD
-                        )
+                        self._client.create_payload_index(self.collection, field, schema)
 
     def _check_layout(self, params: models.CollectionParams) -> None:
         vectors = params.vectors
@@ -243,6 +265,74 @@ class DocsIndex:
         """How many chunks (points) the collection holds."""
         with self._call("count"):
             return self._client.count(self.collection, exact=True).count
+
+    def cached_site_catalog(self, *, default_locale: str, ttl_seconds: float) -> SiteCatalog:
+        """`site_catalog`, kept until a write (embedded store) or for `ttl_seconds` (a server,
+        which other processes write to)."""
+        now = time.monotonic()
+        if self._store is not None:
+            key = (self.collection, f"catalog:{default_locale}")
+            cached = self._store.derived.get(key)
+            if cached is None:
+                cached = self.site_catalog(default_locale=default_locale)
+                with self._lock or nullcontext():
+                    self._store.derived[key] = cached
+            return cached
+        entry = self._catalog_cache
+        if entry is None or entry[0] != default_locale or now - entry[1] >= ttl_seconds:
+            catalog = self.site_catalog(default_locale=default_locale)
+            self._catalog_cache = entry = (default_locale, now, catalog)
+        return entry[2]
+
+    def site_catalog(self, *, default_locale: str = "en") -> SiteCatalog:
+        """The docs versions, locales and kinds of page the index holds, from Qdrant facets
+        (a handful of small calls, whatever the collection's size)."""
+        with self._call("facet"):
+            total = self._client.count(self.collection, exact=True).count
+            kinds = self._facet("kind", None)
+            docs = models.Filter(
+                must=[_match("kind", ["docs"]), _match("plugin", [DEFAULT_PLUGIN])]
+            )
+            versions = self._facet("docs_version", docs)
+            defaults = self._facet(
+                "docs_version",
+                models.Filter(
+                    must=[
+                        *(docs.must or []),
+                        models.FieldCondition(
+                            key="default_version", match=models.MatchValue(value=True)
+                        ),
+                    ]
+                ),
+            )
+            locales = self._facet("locale", None)
+        if total and not kinds:
+            return SiteCatalog(default_locale=default_locale, legacy=True)
+        default_version = max(defaults, key=lambda v: defaults[v]) if defaults else None
+        if default_version is None and versions:
+            default_version = CURRENT_VERSION if CURRENT_VERSION in versions else None
+            default_version = default_version or sorted(versions, key=_version_key)[-1]
+        others = sorted((v for v in versions if v != default_version), key=_version_key)
+        ordered = ([default_version] if default_version else []) + others[::-1]
+        if CURRENT_VERSION in ordered[1:]:  # the unreleased docs right after the default
+            ordered.remove(CURRENT_VERSION)
+            ordered.insert(1, CURRENT_VERSION)
+        if default_locale not in locales and locales:
+            default_locale = max(locales, key=lambda loc: locales[loc])
+        return SiteCatalog(
+            versions=tuple(ordered),
+            default_version=default_version,
+            locales=tuple(sorted(locales, key=lambda loc: (loc != default_locale, loc)))
+            or (default_locale,),
+            default_locale=default_locale,
+            has_blog="blog" in kinds,
+        )
+
+    def _facet(self, key: str, facet_filter: models.Filter | None) -> dict[str, int]:
+        response = self._client.facet(
+            self.collection, key=key, facet_filter=facet_filter, limit=1000, exact=True
+        )
+        return {str(hit.value): hit.count for hit in response.hits}
 
     # --- pages ------------------------------------------------------------------------------------
 
@@ -337,6 +427,7 @@ class DocsIndex:
                         "chunk_index": chunk.chunk_index,
                         "has_dense": has_dense,
                         "version": version,
+                        **_meta_payload(chunk.meta),
                     },
                 )
             )
@@ -394,8 +485,11 @@ class DocsIndex:
         dense: Sequence[float] | None,
         limit: int,
         prefetch_limit: int,
+        scope: SearchScope | None = None,
     ) -> SearchResult:
-        """Hybrid search in one round trip.
+        """Hybrid search in one round trip, inside `scope` (one docs version, its locales, and
+        blog posts unless the scope leaves them out) filtered by Qdrant itself (or the same
+        filter on the embedded store's snapshot); no scope searches everything.
 
         With both vectors, on a server: a batch of three queries, the fused one (prefetch dense
         + sparse, `FusionQuery` RRF) and the two raw lists, whose scores fill `Hit.dense_score` /
@@ -407,12 +501,20 @@ class DocsIndex:
         query (only stop-words) uses the dense vector alone.
         """
         prefetch_limit = max(prefetch_limit, limit)
+        query_filter = scope_filter(scope) if scope is not None else None
         raw: list[tuple[str, models.QueryRequest]] = []
         if dense is not None:
-            raw.append((DENSE_VECTOR, _raw_request(DENSE_VECTOR, list(dense), prefetch_limit)))
+            raw.append(
+                (
+                    DENSE_VECTOR,
+                    _raw_request(DENSE_VECTOR, list(dense), prefetch_limit, query_filter),
+                )
+            )
         if sparse.indices:
             query = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
-            raw.append((SPARSE_VECTOR, _raw_request(SPARSE_VECTOR, query, prefetch_limit)))
+            raw.append(
+                (SPARSE_VECTOR, _raw_request(SPARSE_VECTOR, query, prefetch_limit, query_filter))
+            )
         if not raw:
             return SearchResult(hits=[], top_dense=None, top_sparse=None)
 
@@ -431,7 +533,12 @@ class DocsIndex:
             return self._search_fused_here(raw, limit)
         fused = models.QueryRequest(
             prefetch=[
-                models.Prefetch(query=request.query, using=request.using, limit=prefetch_limit)
+                models.Prefetch(
+                    query=request.query,
+                    using=request.using,
+                    limit=prefetch_limit,
+                    filter=query_filter,
+                )
                 for _, request in raw
             ],
             query=models.FusionQuery(fusion=models.Fusion.RRF),
@@ -532,8 +639,52 @@ class DocsIndex:
                 return
 
 
-def _raw_request(using: str, query: models.VectorInput, limit: int) -> models.QueryRequest:
-    return models.QueryRequest(query=query, using=using, limit=limit, with_payload=False)
+def _raw_request(
+    using: str, query: models.VectorInput, limit: int, query_filter: models.Filter | None
+) -> models.QueryRequest:
+    return models.QueryRequest(
+        query=query, using=using, limit=limit, with_payload=False, filter=query_filter
+    )
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural order of version names: 1.9 < 1.10 < 2.0; `current` sorts after every number."""
+    if version == CURRENT_VERSION:
+        return ((2, 0),)
+    parts = re.split(r"[.\-_]", version.lstrip("vV"))
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def _match(key: str, values: Sequence[str]) -> models.FieldCondition:
+    if len(values) == 1:
+        return models.FieldCondition(key=key, match=models.MatchValue(value=values[0]))
+    return models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
+
+
+def scope_filter(scope: SearchScope) -> models.Filter | None:
+    """The Qdrant filter of a search scope: the scope's locales, and either docs of its version
+    (other docs plugins at their default version), or pages, or (unless off) blog posts."""
+    if scope.unscoped:
+        return None
+    docs = models.Filter(
+        must=[
+            _match("kind", ["docs"]),
+            _match("plugin", [scope.plugin]),
+            *([_match("docs_version", [scope.version])] if scope.version is not None else []),
+        ]
+    )
+    other_plugins = models.Filter(
+        must=[
+            _match("kind", ["docs"]),
+            models.FieldCondition(key="default_version", match=models.MatchValue(value=True)),
+        ],
+        must_not=[_match("plugin", [scope.plugin])],
+    )
+    unversioned = ["page"] if scope.blog is BlogPolicy.OFF else ["page", "blog"]
+    return models.Filter(
+        must=[_match("locale", list(scope.locales))],
+        should=[docs, other_plugins, _match("kind", unversioned)],
+    )
 
 
 def _key_condition(source_key: str) -> models.FieldCondition:
@@ -542,6 +693,33 @@ def _key_condition(source_key: str) -> models.FieldCondition:
 
 def _key_filter(source_key: str) -> models.Filter:
     return models.Filter(must=[_key_condition(source_key)])
+
+
+def _meta_payload(meta: PageMeta) -> dict[str, Any]:
+    return {
+        "kind": meta.kind,
+        "plugin": meta.plugin,
+        "docs_version": meta.version,
+        "default_version": meta.default_version,
+        "locale": meta.locale,
+        "doc_id": meta.doc_id,
+    }
+
+
+def _meta(payload: dict[str, Any], path: str) -> PageMeta:
+    """The page's place in the site; a point from before versions reads as default docs."""
+    kind = payload.get("kind")
+    if kind not in ("docs", "blog", "page"):
+        return PageMeta(doc_id=path.strip("/"))
+    version = payload.get("docs_version")
+    return PageMeta(
+        kind=kind,
+        plugin=str(payload.get("plugin") or DEFAULT_PLUGIN),
+        version=None if version is None else str(version),
+        default_version=bool(payload.get("default_version", True)),
+        locale=str(payload.get("locale") or "en"),
+        doc_id=str(payload.get("doc_id") or ""),
+    )
 
 
 def _hit(point: models.ScoredPoint, score: float, raw: dict[str, dict[str, float]]) -> Hit:
@@ -562,4 +740,5 @@ def _hit(point: models.ScoredPoint, score: float, raw: dict[str, dict[str, float
         dense_score=raw.get(DENSE_VECTOR, {}).get(chunk_id),
         sparse_score=raw.get(SPARSE_VECTOR, {}).get(chunk_id),
         anchors=anchors if anchors[:1] == (anchor,) else (anchor,),
+        meta=_meta(payload, str(payload.get("path", ""))),
     )

@@ -125,6 +125,9 @@ class LocalSnapshot:
         # value, so a row whose float32 score is below the limit-th one by more than d * eps
         # cannot belong in the top; twice that leaves room for the float32 query rounding.
         self._dense_slack = 2.0 * dimensions * float(np.finfo(np.float32).eps)
+        # Filters seen so far (a search scope is one of a few), as row masks; see `_mask`.
+        self._masks: dict[str, npt.NDArray[np.bool_]] = {}
+        self._masks_lock = threading.Lock()
         self.stats = SnapshotStats(
             points=len(ids),
             dense_points=len(dense_rows),
@@ -224,17 +227,18 @@ class LocalSnapshot:
         """
         unsupported = [
             name
-            for name in ("prefetch", "filter", "params", "score_threshold", "offset", "lookup_from")
+            for name in ("prefetch", "params", "score_threshold", "offset", "lookup_from")
             if getattr(request, name) is not None
         ]
         if unsupported or request.with_vector:
             raise ValueError(f"the search snapshot does not support {unsupported or 'with_vector'}")
         limit = DEFAULT_LIMIT if request.limit is None else request.limit
         query = request.query
+        mask = self._mask(request.filter) if request.filter is not None else None
         if request.using == self.dense_name and isinstance(query, list):
-            rows, scores = self.dense_top(query, limit)  # type: ignore[arg-type]
+            rows, scores = self.dense_top(query, limit, mask)  # type: ignore[arg-type]
         elif request.using == self.sparse_name and isinstance(query, models.SparseVector):
-            rows, scores = self.sparse_top(query.indices, query.values, limit)
+            rows, scores = self.sparse_top(query.indices, query.values, limit, mask)
         else:
             raise ValueError(
                 f"the search snapshot answers a dense query on {self.dense_name!r} or a sparse "
@@ -254,8 +258,11 @@ class LocalSnapshot:
             )
         return points
 
-    def dense_top(self, vector: Sequence[float], limit: int) -> tuple[Rows, Scores]:
-        """Rows and cosine scores of the `limit` nearest points that have a dense vector."""
+    def dense_top(
+        self, vector: Sequence[float], limit: int, mask: npt.NDArray[np.bool_] | None = None
+    ) -> tuple[Rows, Scores]:
+        """Rows and cosine scores of the `limit` nearest points that have a dense vector (and
+        whose row `mask` allows, when given)."""
         query = np.asarray(vector, dtype=np.float64)
         if query.shape != (self.dimensions,):
             raise ValueError(f"dense query has shape {query.shape}, expected ({self.dimensions},)")
@@ -269,16 +276,26 @@ class LocalSnapshot:
         # product 2-3x slower (wall and CPU) on a busy 2-core machine, and a server's other
         # requests have the other cores.
         approx = np.einsum("ij,j->i", self._dense, query.astype(np.float32))
-        if len(approx) > limit:
+        allowed = mask[self._dense_rows] if mask is not None else None
+        if allowed is not None:
+            approx[~allowed] = -np.inf
+        eligible = len(approx) if allowed is None else int(allowed.sum())
+        if eligible > limit:
             kth = np.partition(approx, len(approx) - limit)[len(approx) - limit]
             candidates = np.flatnonzero(approx >= kth - self._dense_slack)
+        elif allowed is not None:
+            candidates = np.flatnonzero(allowed)
         else:
             candidates = np.arange(len(approx))
         exact = self._dense[candidates].astype(np.float64) @ query
         return _top(self._dense_rows[candidates], exact, limit)
 
     def sparse_top(
-        self, indices: Sequence[int], values: Sequence[float], limit: int
+        self,
+        indices: Sequence[int],
+        values: Sequence[float],
+        limit: int,
+        mask: npt.NDArray[np.bool_] | None = None,
     ) -> tuple[Rows, Scores]:
         """Rows and BM25 (IDF-weighted dot product) scores of the `limit` best matching points."""
         if len(indices) != len(values):
@@ -301,8 +318,70 @@ class LocalSnapshot:
             weight = value * idf(end - start, self._sparse_points)
             scores[rows] += weight * self._posting_weights[start:end]
             matched[rows] = True
+        if mask is not None:
+            matched &= mask
         candidates = np.flatnonzero(matched)
         return _top(candidates, scores[candidates].astype(np.float32), limit)
+
+    # --- filters ------------------------------------------------------------------------------
+
+    def _mask(self, query_filter: models.Filter) -> npt.NDArray[np.bool_]:
+        """The rows `query_filter` admits, as Qdrant would decide it, computed once per filter.
+
+        Supports what `docsrag.index.scope_filter` sends: nested `must` / `should` / `must_not`
+        of keyword and bool `match` conditions (`MatchValue`, `MatchAny`, `MatchExcept`); a
+        point without the field matches no value, as in Qdrant.
+        """
+        key = query_filter.model_dump_json(exclude_none=True)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = self._filter_rows(query_filter)
+            mask.setflags(write=False)
+            with self._masks_lock:
+                if len(self._masks) >= 256:
+                    self._masks.clear()
+                self._masks[key] = mask
+        return mask
+
+    def _filter_rows(self, query_filter: models.Filter) -> npt.NDArray[np.bool_]:
+        if query_filter.min_should is not None:
+            raise ValueError("the search snapshot does not support min_should filters")
+        mask = np.ones(len(self._ids), dtype=bool)
+        for condition in _conditions(query_filter.must):
+            mask &= self._condition_rows(condition)
+        should = _conditions(query_filter.should)
+        if should:
+            either = np.zeros(len(self._ids), dtype=bool)
+            for condition in should:
+                either |= self._condition_rows(condition)
+            mask &= either
+        for condition in _conditions(query_filter.must_not):
+            mask &= ~self._condition_rows(condition)
+        return mask
+
+    def _condition_rows(self, condition: object) -> npt.NDArray[np.bool_]:
+        if isinstance(condition, models.Filter):
+            return self._filter_rows(condition)
+        if not isinstance(condition, models.FieldCondition) or condition.match is None:
+            raise ValueError(f"the search snapshot does not support the condition {condition!r}")
+        if condition.key not in self.payload_fields:
+            raise ValueError(f"the search snapshot was built without payload field {condition.key}")
+        match = condition.match
+        column = [payload.get(condition.key) for payload in self._payloads]
+        if isinstance(match, models.MatchValue):
+            wanted = {(type(match.value), match.value)}
+        elif isinstance(match, models.MatchAny):
+            wanted = {(type(value), value) for value in match.any}
+        elif isinstance(match, models.MatchExcept):
+            unwanted = {(type(value), value) for value in match.except_}
+            return np.fromiter(
+                (v is not None and (type(v), v) not in unwanted for v in column),
+                dtype=bool,
+                count=len(column),
+            )
+        else:
+            raise ValueError(f"the search snapshot does not support {type(match).__name__}")
+        return np.fromiter(((type(v), v) in wanted for v in column), dtype=bool, count=len(column))
 
     def _payload_fields(self, with_payload: Any) -> list[str] | None:
         if with_payload is None or with_payload is False:
@@ -313,6 +392,12 @@ class LocalSnapshot:
         if missing:
             raise ValueError(f"the search snapshot was built without payload fields {missing}")
         return with_payload
+
+
+def _conditions(conditions: Any) -> list[Any]:
+    if conditions is None:
+        return []
+    return list(conditions) if isinstance(conditions, list) else [conditions]
 
 
 class _Blocks:
@@ -390,10 +475,14 @@ class EmbeddedStore:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     snapshots: dict[str, LocalSnapshot] = field(default_factory=dict)
+    # Other facts derived from a collection that a write makes stale (its site catalog).
+    derived: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def invalidate(self, collection: str) -> None:
         """Drop `collection`'s snapshot after a write (call with `lock` held)."""
         self.snapshots.pop(collection, None)
+        for key in [key for key in self.derived if key[0] == collection]:
+            del self.derived[key]
 
 
 _STORES: weakref.WeakKeyDictionary[QdrantClient, EmbeddedStore] = weakref.WeakKeyDictionary()

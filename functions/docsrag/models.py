@@ -37,7 +37,6 @@ class PageMeta:
         return f"{self.kind}/{self.plugin}/{self.doc_id}#{anchor or ''}"
 
 
-
 @dataclass(frozen=True, slots=True)
 class Block:
     """One piece of a section's content, kept whole by the chunker where possible.

@@ -41,6 +41,14 @@ on both corpora; hybrid with the fake embeddings 0.863 -> 0.882 on this project'
 -> 0.833 on the real Docusaurus docs. A cap of 3 for every page did no better for hybrid and lets
 two pages fill all six places.
 
+Scope. Every search runs inside one `SearchScope` (`docsrag.scope`): one docs version, the
+visitor's locale with the default locale as fallback, and blog posts unless they are off; Qdrant
+applies it as a filter. The result then holds each section once: when a section comes back in
+two locales (a translated page and its English original), the copy in the preferred locale takes
+the place of the better-ranked one. Blog posts follow the docs: with `BlogPolicy.FALLBACK` they
+are dropped when the docs and pages cover the question, and ranked after them when they do not;
+with `WITH_DOCS` (a question about a release or an announcement) they keep their fused rank.
+
 Follow-ups ("how do I configure it?", "and for yarn?") carry little on their own: when a question
 looks like one, the recent user turns join the query, at half weight for BM25 so the new question
 still leads.
@@ -60,6 +68,7 @@ from docsrag.embeddings import DenseEmbedder
 from docsrag.errors import EmbeddingError
 from docsrag.index import DocsIndex
 from docsrag.models import Hit, SparseVector
+from docsrag.scope import BlogPolicy, ScopeRequest, SearchScope, SiteCatalog, resolve_scope
 from docsrag.sparse import BM25Encoder
 
 logger = logging.getLogger(__name__)
@@ -94,6 +103,7 @@ class Retrieval:
     hits: list[Hit]
     covered: bool
     dense_used: bool
+    scope: SearchScope | None = None
 
 
 class Retriever:
@@ -110,11 +120,49 @@ class Retriever:
         self._embedder = embedder
         self._settings = settings
 
-    async def retrieve(self, question: str, history: Sequence[ChatTurn] = ()) -> Retrieval:
-        """The best sections for `question` (at most `retrieval_top_k`, at most
-        `retrieval_max_chunks_per_page` per page, one more from the best hit's page) and whether
-        they cover it."""
+    async def catalog(self) -> SiteCatalog:
+        """The site's versions and locales as the index holds them (cached, see `DocsIndex`)."""
         s = self._settings
+        return await asyncio.to_thread(
+            self._index.cached_site_catalog,
+            default_locale=s.default_locale,
+            ttl_seconds=s.site_catalog_ttl_seconds,
+        )
+
+    async def scope(self, question: str, request: ScopeRequest | None = None) -> SearchScope:
+        """The scope of one question; raises `UnknownScope` for an explicit version or locale
+        the site does not have."""
+        s = self._settings
+        request = request or ScopeRequest()
+        return resolve_scope(
+            catalog=await self.catalog(),
+            question=question,
+            site_url=s.site_url,
+            page_url=request.page_url,
+            version=request.version,
+            locale=request.locale,
+            default_version=s.default_version,
+            include_blog=s.include_blog,
+            docs_route_base_path=s.docs_route_base_path,
+        )
+
+    async def retrieve(
+        self,
+        question: str,
+        history: Sequence[ChatTurn] = (),
+        request: ScopeRequest | SearchScope | None = None,
+    ) -> Retrieval:
+        """The best sections for `question` (at most `retrieval_top_k`, at most
+        `retrieval_max_chunks_per_page` per page, one more from the best hit's page, each
+        section once) inside the question's scope, and whether they cover it.
+
+        `request` is what the caller knows of the scope (page URL, version, locale) or an
+        already resolved `SearchScope`. Raises `UnknownScope` (see `scope`)."""
+        s = self._settings
+        if isinstance(request, SearchScope):
+            scope = request
+        else:
+            scope = await self.scope(question, request)
         context = self.context_turns(question, history)
         question_terms = set(self._encoder.tokenize(question))
         sparse = self.sparse_query(question, context)
@@ -133,25 +181,48 @@ class Retriever:
             dense=dense,
             limit=s.retrieval_top_k * max(FUSED_PER_TOP_K, s.retrieval_max_chunks_per_page + 1),
             prefetch_limit=PREFETCH_LIMIT,
-        )
-        hits = _cap_per_page(
-            result.hits, per_page=s.retrieval_max_chunks_per_page, top_k=s.retrieval_top_k
+            scope=scope,
         )
         if not question_terms:  # "what about it?": only the context has terms
             question_terms = {t for text in context for t in self._encoder.tokenize(text)}
-        coverage = self.term_coverage(question_terms, result.hits)
-        dense_ok = result.top_dense is not None and result.top_dense >= s.dense_relevance_floor
-        sparse_ok = coverage >= s.sparse_relevance_floor
-        covered = bool(hits) and (dense_ok or sparse_ok)
+        ranked = one_copy_per_section(result.hits, scope)
+        covered, coverage, top_dense = self._covers(question_terms, ranked)
+        if scope.blog is BlogPolicy.FALLBACK:
+            primary = [hit for hit in ranked if hit.meta.kind != "blog"]
+            primary_covered, primary_coverage, primary_dense = self._covers(question_terms, primary)
+            if primary_covered or not covered:
+                ranked = primary  # the docs answer it (or nothing does): no blog posts
+                covered, coverage, top_dense = primary_covered, primary_coverage, primary_dense
+            else:  # only the blog covers it: after the docs
+                ranked = primary + [hit for hit in ranked if hit.meta.kind == "blog"]
+        hits = _cap_per_page(
+            ranked, per_page=s.retrieval_max_chunks_per_page, top_k=s.retrieval_top_k
+        )
+        covered = covered and bool(hits)
         logger.info(
-            "retrieval: %d hits, covered=%s (dense top %s, term coverage %.2f), follow-up=%s",
+            "retrieval: %d hits, covered=%s (dense top %s, term coverage %.2f), follow-up=%s, "
+            "scope version=%s locales=%s blog=%s (from %s)",
             len(hits),
             covered,
-            "n/a" if result.top_dense is None else f"{result.top_dense:.3f}",
+            "n/a" if top_dense is None else f"{top_dense:.3f}",
             coverage,
             bool(context),
+            scope.version,
+            ",".join(scope.locales),
+            scope.blog.value,
+            scope.source,
         )
-        return Retrieval(hits=hits, covered=covered, dense_used=dense is not None)
+        return Retrieval(hits=hits, covered=covered, dense_used=dense is not None, scope=scope)
+
+    def _covers(self, terms: set[str], hits: Sequence[Hit]) -> tuple[bool, float, float | None]:
+        """Whether `hits` cover the question: (covered, term coverage, best dense score)."""
+        s = self._settings
+        coverage = self.term_coverage(terms, hits)
+        dense_scores = [hit.dense_score for hit in hits if hit.dense_score is not None]
+        top_dense = max(dense_scores, default=None)
+        dense_ok = top_dense is not None and top_dense >= s.dense_relevance_floor
+        sparse_ok = coverage >= s.sparse_relevance_floor
+        return bool(hits) and (dense_ok or sparse_ok), coverage, top_dense
 
     def context_turns(self, question: str, history: Sequence[ChatTurn]) -> list[str]:
         """Recent user turns to add to the query when `question` reads as a follow-up."""
@@ -198,6 +269,38 @@ def looks_like_follow_up(question: str, encoder: BM25Encoder) -> bool:
 def _embed_text(hit: Hit) -> str:
     trail = " > ".join((hit.page_title, *hit.heading_path))
     return f"{trail}\n\n{hit.text}"
+
+
+def one_copy_per_section(hits: Sequence[Hit], scope: SearchScope) -> list[Hit]:
+    """`hits` (best first) with each section once across versions and locales.
+
+    A section found in several copies (a translated page and its original, or two versions of
+    an index searched without a scope) keeps one: the copy in the scope's preferred locale and
+    version, else the best-ranked one. It takes the rank of the best-ranked copy. Parts of one
+    long section (several chunks of the same page copy) are all kept.
+    """
+    chosen: dict[str, tuple[tuple[int, int, int], str]] = {}
+    for position, hit in enumerate(hits):
+        preference = (
+            scope.locale_rank(hit.meta.locale),
+            0 if scope.version is None or hit.meta.version in (scope.version, None) else 1,
+            position,
+        )
+        key = hit.section_key
+        if key not in chosen or preference < chosen[key][0]:
+            chosen[key] = (preference, hit.source_key)
+    by_copy: dict[tuple[str, str], list[Hit]] = {}
+    for hit in hits:
+        by_copy.setdefault((hit.section_key, hit.source_key), []).append(hit)
+    out: list[Hit] = []
+    placed: set[str] = set()
+    for hit in hits:
+        key = hit.section_key
+        if key in placed:
+            continue
+        placed.add(key)
+        out.extend(by_copy[(key, chosen[key][1])])
+    return out
 
 
 def _cap_per_page(hits: Sequence[Hit], *, per_page: int, top_k: int) -> list[Hit]:
