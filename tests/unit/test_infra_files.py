@@ -335,6 +335,8 @@ def test_cors_is_an_allow_list_of_origins_never_a_wildcard(template: dict[str, A
     assert cors["AllowOrigins"] == {"Ref": "AllowedOrigins"}
     assert set(cors["AllowMethods"]) == {"GET", "POST", "OPTIONS"}
     assert {"content-type", "authorization", "x-visitor-token"} <= set(cors["AllowHeaders"])
+    # the widget tells the chat function which docs page (version, locale) the visitor reads
+    assert "x-docs-page-url" in cors["AllowHeaders"]
     origins = template["Parameters"]["AllowedOrigins"]
     assert origins["Type"] == "CommaDelimitedList"
     assert "Default" not in origins
@@ -346,6 +348,22 @@ def test_cors_is_an_allow_list_of_origins_never_a_wildcard(template: dict[str, A
     chat_env = function_env(template, "ChatFunction")
     assert chat_env["CORS_ORIGINS"] == {"Fn::Join": [",", {"Ref": "AllowedOrigins"}]}
     assert chat_env["CORS_VIA_GATEWAY"] == "true"
+
+
+def test_widget_sends_the_current_page_url_with_every_chatkit_request(
+    template: dict[str, Any],
+) -> None:
+    source = (ROOT / "infra/docusaurus/src/DocsChat.tsx").read_text(encoding="utf-8")
+    header = re.search(r"PAGE_URL_HEADER = '([^']+)'", source)
+    assert header is not None and header.group(1) == "x-docs-page-url"
+    cors = template["Resources"]["ChatApi"]["Properties"]["CorsConfiguration"]
+    assert header.group(1) in cors["AllowHeaders"]
+    # read from window.location at request time (client-side navigation), set on each request...
+    assert "new URL(window.location.href)" in source
+    assert "headers.set(PAGE_URL_HEADER, currentPageUrl())" in source
+    # ...by the fetch ChatKit is given, which still adds the visitor token
+    assert "withPageUrl(createVisitorFetch(baseUrl))" in source
+    assert re.search(r"api: \{url: `\$\{baseUrl\}/chatkit`, domainKey, fetch: chatFetch\}", source)
 
 
 def test_chat_routes_are_throttled_and_served_by_the_snapstart_alias(

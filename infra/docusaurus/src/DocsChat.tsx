@@ -4,6 +4,9 @@
  * ChatKit's web component (`<openai-chatkit>`) is loaded from OpenAI's CDN by a script tag the
  * site adds (see README.md); this component configures it through `@openai/chatkit-react`.
  * Render it in the browser only (Docusaurus `BrowserOnly`): it uses `window` and localStorage.
+ *
+ * Every ChatKit request also carries the page the visitor is reading (`x-docs-page-url`), so the
+ * backend answers from that page's docs version and locale.
  */
 import {ChatKit, useChatKit} from '@openai/chatkit-react';
 import type {StartScreenPrompt} from '@openai/chatkit-react';
@@ -11,6 +14,31 @@ import {useEffect, useMemo, useState} from 'react';
 import type {CSSProperties} from 'react';
 
 import {createVisitorFetch, getVisitorToken} from './visitorSession';
+
+/** The request header that tells the backend which page (docs version, locale) the visitor reads. */
+export const PAGE_URL_HEADER = 'x-docs-page-url';
+
+/**
+ * The page the visitor is reading right now, as an absolute URL without its `#fragment`.
+ *
+ * Read at request time, never cached: Docusaurus navigates client-side (the URL changes without a
+ * reload and the chat stays mounted), so a value captured at mount would go stale.
+ */
+export function currentPageUrl(): string {
+  const url = new URL(window.location.href);
+  url.hash = '';
+  return url.href;
+}
+
+/** Wraps a `fetch` so each request carries the current page URL in `x-docs-page-url`. */
+export function withPageUrl(inner: typeof fetch): typeof fetch {
+  return (input, init) => {
+    const headers = new Headers(input instanceof Request ? input.headers : undefined);
+    new Headers(init?.headers).forEach((value, name) => headers.set(name, value));
+    headers.set(PAGE_URL_HEADER, currentPageUrl());
+    return inner(input, {...init, headers});
+  };
+}
 
 export interface DocsChatProps {
   /** Base URL of the docsrag API (no trailing slash), e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com`. */
@@ -37,7 +65,9 @@ export function DocsChat({
   style,
 }: DocsChatProps) {
   const baseUrl = apiUrl.replace(/\/+$/, '');
-  const visitorFetch = useMemo(() => createVisitorFetch(baseUrl), [baseUrl]);
+  // The visitor token (with one retry on 401), plus the page the visitor is reading at the moment
+  // of each request: the custom `fetch` runs in this page, so it sees client-side navigation.
+  const chatFetch = useMemo(() => withPageUrl(createVisitorFetch(baseUrl)), [baseUrl]);
 
   useEffect(() => {
     // Get or renew the visitor token early, so the first question does not wait for it.
@@ -47,7 +77,7 @@ export function DocsChat({
   }, [baseUrl]);
 
   const {control} = useChatKit({
-    api: {url: `${baseUrl}/chatkit`, domainKey, fetch: visitorFetch},
+    api: {url: `${baseUrl}/chatkit`, domainKey, fetch: chatFetch},
     theme: {colorScheme},
     startScreen: {greeting, prompts},
     composer: {placeholder},

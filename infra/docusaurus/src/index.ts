@@ -1,3 +1,3 @@
-export {DocsChat, FloatingDocsChat} from './DocsChat';
+export {DocsChat, FloatingDocsChat, PAGE_URL_HEADER, currentPageUrl, withPageUrl} from './DocsChat';
 export type {DocsChatProps, FloatingDocsChatProps} from './DocsChat';
 export {VISITOR_HEADER, createVisitorFetch, getVisitorToken} from './visitorSession';
