@@ -152,6 +152,8 @@ class AnswerContext:
 
     hits: list[Hit]
     nonce: str = field(default_factory=lambda: secrets.token_hex(6))
+    # How the answer names the docs version (`1.0`, `1.1 (latest)`); None on a one-version site.
+    version_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,12 +305,32 @@ def format_sources(hits: Sequence[Hit], *, settings: Settings) -> str:
     return "\n\n".join(blocks)
 
 
-def build_instructions(hits: Sequence[Hit], *, settings: Settings, nonce: str) -> str:
-    return _RULES.format(
+_VERSION_RULE = """\
+6. The sources are from the documentation for version {label}. Start the answer with one short \
+line naming that version, like "For version {label}:".
+
+"""
+
+
+def version_line(label: str) -> str:
+    """The line a retrieval-only answer starts with on a site with several docs versions."""
+    return f"From the docs for version {label}."
+
+
+def build_instructions(
+    hits: Sequence[Hit], *, settings: Settings, nonce: str, version_label: str | None = None
+) -> str:
+    rules = _RULES.format(
         site=settings.site_url,
         open_marker=f"<<<SOURCES {nonce}>>>",
         close_marker=f"<<<END SOURCES {nonce}>>>",
         sources=format_sources(hits, settings=settings),
+    )
+    if version_label is None:
+        return rules
+    rule = _VERSION_RULE.format(label=neutralise(version_label))
+    return rules.replace(
+        "\nThe sources start after the line", "\n" + rule + "The sources start after the line", 1
     )
 
 
@@ -424,12 +446,22 @@ class Answerer:
         self, wrapper: RunContextWrapper[AnswerContext], agent: Agent[AnswerContext]
     ) -> str:
         context = wrapper.context
-        return build_instructions(context.hits, settings=self._settings, nonce=context.nonce)
+        return build_instructions(
+            context.hits,
+            settings=self._settings,
+            nonce=context.nonce,
+            version_label=context.version_label,
+        )
 
     # --- building blocks (also used by the ChatKit server) -------------------------------------
 
     def prepare(
-        self, *, question: str, history: Sequence[ChatTurn], hits: Sequence[Hit]
+        self,
+        *,
+        question: str,
+        history: Sequence[ChatTurn],
+        hits: Sequence[Hit],
+        version_label: str | None = None,
     ) -> PreparedRun:
         """The agent, input and run config for one answer; raises `LLMUnavailable` without a
         configured model."""
@@ -440,7 +472,7 @@ class Answerer:
         return PreparedRun(
             agent=self._agent,
             input=items,
-            context=AnswerContext(hits=list(hits)),
+            context=AnswerContext(hits=list(hits), version_label=version_label),
             run_config=RunConfig(
                 tracing_disabled=not self._tracing,
                 trace_include_sensitive_data=False,
@@ -471,15 +503,17 @@ class Answerer:
         reason: str,
         usage: Usage | None = None,
         latency_ms: float | None = None,
+        version_label: str | None = None,
     ) -> Answer:
-        """The retrieval-only answer: one sentence on why, then the sections, numbered."""
+        """The retrieval-only answer: one sentence on why, the docs version when the site has
+        several, then the sections, numbered."""
         if not hits:
             answer = self.not_covered()
             answer.usage = usage_dict(usage) if usage else None
             answer.latency_ms = latency_ms
             return answer
         notice = NOTICES.get(reason, NOTICES["upstream_error"])
-        lines = [notice, ""]
+        lines = [notice, version_line(version_label), ""] if version_label else [notice, ""]
         for number, hit in enumerate(hits, start=1):
             lines.append(f"[{number}] {section_title(hit, separator=' › ')}: {snippet(hit.text)}")
         return Answer(
@@ -496,31 +530,48 @@ class Answerer:
     # --- answering ------------------------------------------------------------------------------
 
     async def answer(
-        self, *, question: str, history: Sequence[ChatTurn], hits: Sequence[Hit]
+        self,
+        *,
+        question: str,
+        history: Sequence[ChatTurn],
+        hits: Sequence[Hit],
+        version_label: str | None = None,
     ) -> Answer:
         if not hits:
             return self.not_covered()
+        label = version_label
         try:
-            prepared = self.prepare(question=question, history=history, hits=hits)
+            prepared = self.prepare(
+                question=question, history=history, hits=hits, version_label=label
+            )
         except LLMUnavailable as exc:
-            return self.fallback(hits=hits, reason=exc.reason)
+            return self.fallback(hits=hits, reason=exc.reason, version_label=label)
         started = time.perf_counter()
         try:
             result = await prepared.run()
         except (openai.OpenAIError, AgentsException, TimeoutError) as exc:
-            return self._failed(exc, hits=hits, started=started)
+            return self._failed(exc, hits=hits, started=started, version_label=label)
         latency_ms = _elapsed_ms(started)
         text = result.final_output if isinstance(result.final_output, str) else ""
         usage = result.context_wrapper.usage
         if not text.strip():
             logger.warning("model %s returned an empty answer", self._settings.chat_model)
             return self.fallback(
-                hits=hits, reason="empty_output", usage=usage, latency_ms=latency_ms
+                hits=hits,
+                reason="empty_output",
+                usage=usage,
+                latency_ms=latency_ms,
+                version_label=label,
             )
         return self.finish(text=text, hits=hits, usage=usage, latency_ms=latency_ms)
 
     async def stream(
-        self, *, question: str, history: Sequence[ChatTurn], hits: Sequence[Hit]
+        self,
+        *,
+        question: str,
+        history: Sequence[ChatTurn],
+        hits: Sequence[Hit],
+        version_label: str | None = None,
     ) -> AsyncIterator[str | Answer]:
         """Text deltas (citations already renumbered), then the final `Answer`.
 
@@ -530,10 +581,13 @@ class Answerer:
         if not hits:
             yield self.not_covered()
             return
+        label = version_label
         try:
-            prepared = self.prepare(question=question, history=history, hits=hits)
+            prepared = self.prepare(
+                question=question, history=history, hits=hits, version_label=label
+            )
         except LLMUnavailable as exc:
-            yield self.fallback(hits=hits, reason=exc.reason)
+            yield self.fallback(hits=hits, reason=exc.reason, version_label=label)
             return
         started = time.perf_counter()
         renumberer = CitationRenumberer(len(hits))
@@ -550,7 +604,9 @@ class Answerer:
                     parts.append(shown)
                     yield shown
         except (openai.OpenAIError, AgentsException, TimeoutError) as exc:
-            yield self._failed(exc, hits=hits, started=started, streamed=bool(parts))
+            yield self._failed(
+                exc, hits=hits, started=started, streamed=bool(parts), version_label=label
+            )
             return
         finally:
             if not result.is_complete:
@@ -565,7 +621,11 @@ class Answerer:
         if not text:
             logger.warning("model %s streamed an empty answer", self._settings.chat_model)
             yield self.fallback(
-                hits=hits, reason="empty_output", usage=usage, latency_ms=latency_ms
+                hits=hits,
+                reason="empty_output",
+                usage=usage,
+                latency_ms=latency_ms,
+                version_label=label,
             )
             return
         yield self._llm_answer(text, renumberer, hits, usage, latency_ms)
@@ -591,7 +651,13 @@ class Answerer:
         )
 
     def _failed(
-        self, exc: BaseException, *, hits: Sequence[Hit], started: float, streamed: bool = False
+        self,
+        exc: BaseException,
+        *,
+        hits: Sequence[Hit],
+        started: float,
+        streamed: bool = False,
+        version_label: str | None = None,
     ) -> Answer:
         reason = failure_reason(exc)
         if streamed and reason in {"unreachable", "timeout", "upstream_error"}:
@@ -606,7 +672,9 @@ class Answerer:
             # An error that is not the endpoint's (an SDK or programming error) keeps its trace.
             exc_info=not isinstance(exc, openai.APIError | ModelTimeoutError | ModelBehaviorError),
         )
-        return self.fallback(hits=hits, reason=reason, latency_ms=_elapsed_ms(started))
+        return self.fallback(
+            hits=hits, reason=reason, latency_ms=_elapsed_ms(started), version_label=version_label
+        )
 
 
 def _elapsed_ms(started: float) -> float:

@@ -26,13 +26,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docsrag.answering import ChatTurn
 from docsrag.chatkit.ratelimit import RateLimited
-from docsrag.chatkit.routes import chatkit_router
+from docsrag.chatkit.routes import PAGE_URL_HEADER, chatkit_router
 from docsrag.chatkit.server import InputTooLarge, InvalidChatKitRequest
 from docsrag.chatkit.stores import StoreUnavailable
 from docsrag.chatkit.visitor import InvalidVisitorToken
 from docsrag.config import Settings, load_settings
 from docsrag.container import Container
 from docsrag.errors import DocsRagError, IndexUnavailable
+from docsrag.scope import ScopeRequest, UnknownScope
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,20 @@ class ChatRequest(BaseModel):
     history: list[ChatTurn] = Field(
         default_factory=list, description="Earlier turns, oldest first (optional)."
     )
+    page_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="The page the visitor is on: answers come from its docs version and locale. "
+        "A URL of another site is ignored.",
+    )
+    version: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Docs version to answer from (`1.0`, `next`, `latest`); wins over page_url.",
+    )
+    locale: str | None = Field(
+        default=None, max_length=35, description="Locale to answer in (`fr`); wins over page_url."
+    )
 
 
 class SourcePublic(BaseModel):
@@ -56,12 +71,16 @@ class SourcePublic(BaseModel):
     url: str
     anchor: str | None
     snippet: str
+    version: str | None = Field(description="Docs version of the section; null for blog posts.")
+    locale: str
 
 
 class ChatResponse(BaseModel):
     answer: str
     sources: list[SourcePublic]
     mode: Literal["llm", "retrieval_only"]
+    version: str | None = Field(default=None, description="The docs version the answer is about.")
+    locale: str | None = None
 
 
 class ApiError(Exception):
@@ -147,11 +166,14 @@ def _error(
     code: str,
     message: str,
     headers: dict[str, str] | None = None,
+    **details: object,
 ) -> JSONResponse:
+    """The one error shape; `details` add fields to it (`valid`: the accepted values)."""
     request_id = _request_id(request)
+    error = {"code": code, "message": message, "request_id": request_id, **details}
     return JSONResponse(
         status_code=status,
-        content={"error": {"code": code, "message": message, "request_id": request_id}},
+        content={"error": error},
         headers={REQUEST_ID_HEADER: request_id, **(headers or {})},
     )
 
@@ -243,7 +265,7 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
                 "authorization",
                 "x-visitor-token",
                 REQUEST_ID_HEADER,
-                "x-docs-page-url",
+                PAGE_URL_HEADER,
             ],
             expose_headers=[REQUEST_ID_HEADER, "retry-after"],
             max_age=600,
@@ -304,6 +326,11 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
             "The documentation search is unavailable right now. Please try again shortly.",
         )
 
+    @app.exception_handler(UnknownScope)
+    async def _unknown_scope(request: Request, exc: UnknownScope) -> JSONResponse:
+        logger.info("unknown %s requested: %r", exc.what, exc.value[:64])
+        return _error(request, 422, f"unknown_{exc.what}", str(exc), valid=list(exc.valid))
+
     @app.exception_handler(DocsRagError)
     async def _domain_error(request: Request, exc: DocsRagError) -> JSONResponse:
         logger.error("request failed: %s", exc, exc_info=exc)
@@ -356,11 +383,16 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
                 f"The message is {len(message)} characters; the limit is {limit}.",
             )
         # The answerer trims the history to the configured budgets (`history_input`).
-        result = await container.chat.chat(message=message, history=payload.history)
+        scope = ScopeRequest(
+            page_url=payload.page_url, version=payload.version, locale=payload.locale
+        )
+        result = await container.chat.chat(message=message, history=payload.history, scope=scope)
         return ChatResponse(
             answer=result.answer,
             sources=[SourcePublic(**asdict(source)) for source in result.sources],
             mode=result.mode,
+            version=result.version,
+            locale=result.locale,
         )
 
     app.include_router(

@@ -55,9 +55,19 @@ def ingest(
         typer.Argument(
             exists=True,
             file_okay=False,
-            help="A Docusaurus build/ folder, or a folder of Markdown/MDX docs.",
+            help="A Docusaurus site (the folder of docusaurus.config.js: docs, versions, "
+            "translations, blog), its build/ folder, or a folder of Markdown/MDX docs.",
         ),
     ],
+    docs_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--docs-dir",
+            file_okay=False,
+            help="The site's docs folder when it is not PATH/docs (the docs plugin's `path`), "
+            "from the current directory or from PATH.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Index a site: new and changed pages are embedded, unchanged ones cost nothing, pages no
@@ -65,13 +75,16 @@ def ingest(
     settings = _settings()
     _configure_logging("WARNING")
     from docsrag.container import Container
+    from docsrag.parsing import SourceLayout
 
     try:
+        # Only to count the files for the progress bar; sync_folder reads the layout itself.
+        layout = SourceLayout.detect(path, docs_dir=docs_dir, settings=settings)
+        files = sum(1 for _ in layout.iter_files())
         container = Container.build(settings)
     except DocsRagError as exc:
         raise _fail(exc) from exc
     try:
-        files = sum(1 for item in path.rglob("*") if item.is_file())
         with Progress(
             TextColumn("[bold]indexing"),
             BarColumn(),
@@ -86,7 +99,7 @@ def ingest(
             def advance(key: str) -> None:
                 progress.update(task, advance=1, description=key[-60:])
 
-            summary = container.ingestor().sync_folder(path, progress=advance)
+            summary = container.ingestor().sync_folder(path, docs_dir=docs_dir, progress=advance)
     except DocsRagError as exc:
         raise _fail(exc) from exc
     finally:
@@ -121,12 +134,20 @@ def ask(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print exactly the POST /chat response.")
     ] = False,
+    version: Annotated[
+        str | None, typer.Option(help="Docs version to answer from (1.0, next, latest).")
+    ] = None,
+    locale: Annotated[str | None, typer.Option(help="Locale to answer in (fr).")] = None,
+    page_url: Annotated[
+        str | None, typer.Option(help="The page the reader is on; its version and locale apply.")
+    ] = None,
 ) -> None:
     """Ask one question and print the answer with its sources."""
     settings = _settings()
     _configure_logging("WARNING")
     from docsrag.api import ChatResponse, SourcePublic
     from docsrag.container import Container
+    from docsrag.scope import ScopeRequest
 
     message = question.strip()
     if not message:
@@ -141,7 +162,8 @@ def ask(
     try:
         container = Container.build(settings)
         try:
-            result = asyncio.run(container.chat.chat(message=message))
+            scope = ScopeRequest(page_url=page_url, version=version, locale=locale)
+            result = asyncio.run(container.chat.chat(message=message, scope=scope))
         finally:
             container.close()
     except DocsRagError as exc:
@@ -151,6 +173,8 @@ def ask(
         answer=result.answer,
         sources=[SourcePublic(**asdict(source)) for source in result.sources],
         mode=result.mode,
+        version=result.version,
+        locale=result.locale,
     )
     if as_json:
         sys.stdout.write(response.model_dump_json() + "\n")

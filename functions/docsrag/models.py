@@ -107,6 +107,9 @@ class Chunk:
 
     @property
     def section_key(self) -> str:
+        """See `PageMeta.section_key`; a page without a doc id is known by its path."""
+        if not self.meta.doc_id:
+            return f"{self.meta.kind}/{self.meta.plugin}/{self.path.strip('/')}#{self.anchor or ''}"
         return self.meta.section_key(self.anchor)
 
     @property
@@ -158,6 +161,9 @@ class Hit:
 
     @property
     def section_key(self) -> str:
+        """See `PageMeta.section_key`; a page without a doc id is known by its path."""
+        if not self.meta.doc_id:
+            return f"{self.meta.kind}/{self.meta.plugin}/{self.path.strip('/')}#{self.anchor or ''}"
         return self.meta.section_key(self.anchor)
 
 

@@ -51,6 +51,9 @@ _RELEASE_WORDS = re.compile(
 )
 
 
+_UNSAFE_LABEL = re.compile(r"[^\w.+\- ]")
+
+
 class UnknownScope(DocsRagError):
     """A request named a version or locale the site does not have."""
 
@@ -105,9 +108,11 @@ class SiteCatalog:
             return None
         if version == CURRENT_VERSION and version != self.default_version:
             return "next (unreleased)"
+        # Version names come from the pages' own metadata: keep them plain and short.
+        name = _UNSAFE_LABEL.sub("", version)[:40] or "?"
         if version == self.default_version:
-            return f"{version} (latest)"
-        return version
+            return f"{name} (latest)"
+        return name
 
     def version_aliases(self) -> dict[str, str]:
         """Every name a request may use for a version, lowercased: names, `next`, `latest`."""
@@ -169,6 +174,10 @@ def resolve_scope(
     if include_blog and catalog.has_blog:
         blog = BlogPolicy.WITH_DOCS if _RELEASE_WORDS.search(question) else BlogPolicy.FALLBACK
     if catalog.legacy:
+        logger.warning(
+            "the index was built by an earlier release (no version or locale fields): "
+            "searching every page; run the ingest again to answer per version and locale"
+        )
         return SearchScope(
             version=None,
             locales=(catalog.default_locale,),

@@ -17,6 +17,7 @@ from docsrag.answering import snippet as answering_snippet
 from docsrag.config import Settings
 from docsrag.models import Hit
 from docsrag.retrieval import Retriever
+from docsrag.scope import ScopeRequest
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class SourceLink:
     url: str
     anchor: str | None
     snippet: str
+    version: str | None  # docs version name; None for blog posts and pages
+    locale: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,8 @@ class ChatResult:
     notice: str | None
     usage: dict[str, int] | None
     latency_ms: float
+    version: str | None = None  # the docs version the question was answered from
+    locale: str | None = None
 
 
 def snippet(text: str) -> str:
@@ -60,6 +65,8 @@ def to_source_link(hit: Hit, *, settings: Settings) -> SourceLink:
         url=settings.public_url(hit.path, hit.anchor),
         anchor=hit.anchor,
         snippet=snippet(hit.text),
+        version=hit.meta.version,
+        locale=hit.meta.locale,
     )
 
 
@@ -69,11 +76,25 @@ class ChatService:
         self._answerer = answerer
         self._settings = settings
 
-    async def chat(self, *, message: str, history: Sequence[ChatTurn] = ()) -> ChatResult:
+    async def chat(
+        self,
+        *,
+        message: str,
+        history: Sequence[ChatTurn] = (),
+        scope: ScopeRequest | None = None,
+    ) -> ChatResult:
+        """Answer `message` from the docs version and locale `scope` points at (see
+        `docsrag.scope`); raises `UnknownScope` for a version or locale the site lacks."""
         started = time.perf_counter()
-        retrieval = await self._retriever.retrieve(message, history)
+        retrieval = await self._retriever.retrieve(message, history, scope)
         hits = retrieval.hits if retrieval.covered else []
-        answer: Answer = await self._answerer.answer(question=message, history=history, hits=hits)
+        resolved = retrieval.scope
+        answer: Answer = await self._answerer.answer(
+            question=message,
+            history=history,
+            hits=hits,
+            version_label=resolved.label if resolved is not None else None,
+        )
         latency_ms = (time.perf_counter() - started) * 1000
         telemetry.record_answer(mode=answer.mode, latency_ms=answer.latency_ms, usage=answer.usage)
         logger.info(
@@ -95,4 +116,6 @@ class ChatService:
             notice=answer.notice,
             usage=answer.usage,
             latency_ms=latency_ms,
+            version=resolved.version if resolved is not None else None,
+            locale=resolved.locale if resolved is not None else None,
         )

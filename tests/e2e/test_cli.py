@@ -55,7 +55,7 @@ def test_ingest_then_ask_json_on_the_sample_docs(tmp_path: Path) -> None:
     asked = _docsrag(tmp_path, "ask", "--json", "How do I deploy the assistant to AWS with SAM?")
     assert asked.returncode == 0, asked.stderr
     response = json.loads(asked.stdout)
-    assert set(response) == {"answer", "sources", "mode"}
+    assert set(response) == {"answer", "sources", "mode", "version", "locale"}
     assert response["mode"] == "retrieval_only"
     assert any("/docs/deployment/aws-sam" in source["url"] for source in response["sources"])
 

@@ -511,7 +511,7 @@ def test_chat_handler_answers_from_the_index_the_ingest_handler_built(
         assert response["headers"]["content-type"] == "application/json"
         assert response["headers"]["x-request-id"] == event["requestContext"]["requestId"]
         body = json.loads(response["body"])
-        assert set(body) == {"answer", "sources", "mode"}
+        assert set(body) == {"answer", "sources", "mode", "version", "locale"}
         assert body["answer"].strip()
 
         # WHEN a visitor asks something the docs cover

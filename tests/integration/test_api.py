@@ -99,7 +99,7 @@ def test_chat_answers_with_cited_sections(llm_client: TestClient) -> None:
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"answer", "sources", "mode"}
+    assert set(body) == {"answer", "sources", "mode", "version", "locale"}
     assert body["mode"] == "llm"
     assert "[1]" in body["answer"]
     first = body["sources"][0]

@@ -18,6 +18,9 @@ class RequestContext:
     """
 
     visitor_id: str
+    # The page the visitor is on (the widget's `x-docs-page-url` header): untrusted, used only
+    # to pick the docs version and locale a question is answered from (`docsrag.scope`).
+    page_url: str | None = None
 
     def __post_init__(self) -> None:
         if not _VISITOR_ID.fullmatch(self.visitor_id):

@@ -38,6 +38,8 @@ from docsrag.config import Settings
 logger = logging.getLogger(__name__)
 
 VISITOR_HEADER: Final = "x-visitor-token"
+PAGE_URL_HEADER: Final = "x-docs-page-url"  # the page the visitor is on (see docsrag.scope)
+MAX_PAGE_URL_CHARS: Final = 2048
 _SECONDS_PER_DAY: Final = 86_400
 _STREAM_HEADERS: Final = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -86,13 +88,17 @@ def chatkit_router(
 
     async def visitor(
         token: Annotated[str | None, Header(alias=VISITOR_HEADER)] = None,
+        page_url: Annotated[str | None, Header(alias=PAGE_URL_HEADER)] = None,
     ) -> RequestContext:
         if not token:
             raise InvalidVisitorToken(
                 f"a visitor token is required in the {VISITOR_HEADER} header (POST /session)",
                 reason="malformed",
             )
-        return RequestContext(visitor_id=verify_token(token, key=signing_keys(settings())))
+        visitor_id = verify_token(token, key=signing_keys(settings()))
+        if page_url is not None and len(page_url) > MAX_PAGE_URL_CHARS:
+            page_url = None  # ignored like any URL this cannot read, never an error
+        return RequestContext(visitor_id=visitor_id, page_url=page_url)
 
     @router.post("/session", response_model=SessionPublic)
     async def session(

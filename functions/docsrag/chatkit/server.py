@@ -93,6 +93,7 @@ from docsrag.config import Settings
 from docsrag.errors import DocsRagError, IndexUnavailable, LLMUnavailable
 from docsrag.models import Hit
 from docsrag.retrieval import Retriever
+from docsrag.scope import ScopeRequest
 from docsrag.service import snippet, source_title
 
 logger = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ class _Turn:
     answered: bool = False  # the final assistant message was handed on (and so stored)
     mode: str = "none"
     started: float = field(default_factory=time.perf_counter)
+    version_label: str | None = None  # how answers name the docs version (see docsrag.scope)
 
     def feed(self, delta: str) -> str:
         """The text to send now for a model delta ("" while coalescing)."""
@@ -452,7 +454,9 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
             thread.title = thread_title(question)  # chatkit saves it and sends thread.updated
         history = await self._history(thread, message.id, context)
         try:
-            retrieval = await self._retriever.retrieve(question, history)
+            retrieval = await self._retriever.retrieve(
+                question, history, ScopeRequest(page_url=context.page_url)
+            )
         except IndexUnavailable as exc:
             logger.error("search unavailable: %s", exc)
             async for event in self._finish(
@@ -461,6 +465,7 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
                 yield event
             return
         turn.hits = retrieval.hits if retrieval.covered else []
+        turn.version_label = retrieval.scope.label if retrieval.scope is not None else None
         if not turn.hits:
             answer = self._answerer.not_covered()
             async for event in self._finish(
@@ -470,7 +475,12 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
             self._log(turn, retrieval.covered, retrieval.dense_used, sources=0)
             return
         try:
-            prepared = self._answerer.prepare(question=question, history=history, hits=turn.hits)
+            prepared = self._answerer.prepare(
+                question=question,
+                history=history,
+                hits=turn.hits,
+                version_label=turn.version_label,
+            )
         except LLMUnavailable as exc:
             async for event in self._fallback(thread, context, turn, exc.reason):
                 yield event
@@ -602,7 +612,9 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
     async def _fallback(
         self, thread: ThreadMetadata, context: RequestContext, turn: _Turn, reason: str
     ) -> AsyncIterator[ThreadStreamEvent]:
-        answer = self._answerer.fallback(hits=turn.hits, reason=reason)
+        answer = self._answerer.fallback(
+            hits=turn.hits, reason=reason, version_label=turn.version_label
+        )
         annotations = listing_annotations(answer.text, answer.sources, settings=self._settings)
         async for event in self._finish(
             thread, context, turn, text=answer.text, annotations=annotations, mode=answer.mode
