@@ -242,3 +242,41 @@ def test_unreachable_qdrant_answers_503_and_recovers_nothing_half_done(tmp_path:
     assert "try again" in chat.json()["error"]["message"].lower()
     assert health.status_code == 503
     assert health.json()["status"] == "unavailable"
+
+
+def test_unknown_version_or_locale_is_a_422_listing_the_valid_ones(
+    keyless_client: TestClient,
+) -> None:
+    response = keyless_client.post("/chat", json={"message": "How do I install?", "version": "9.9"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "unknown_version"
+    assert error["valid"] == ["current"]
+    assert "current" in error["message"] and error["request_id"]
+    response = keyless_client.post("/chat", json={"message": "How do I install?", "locale": "xx"})
+    assert response.status_code == 422
+    assert response.json()["error"]["valid"] == ["en"]
+
+
+@pytest.mark.parametrize(
+    "page_url", ["https://evil.example/docs/x", "not a url", "http://[::1", "javascript:alert(1)"]
+)
+def test_a_page_url_from_elsewhere_is_ignored_not_an_error(
+    keyless_client: TestClient, page_url: str
+) -> None:
+    response = keyless_client.post(
+        "/chat", json={"message": "How do I install the tool with pip?", "page_url": page_url}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["version"], body["locale"]) == ("current", "en")
+    assert body["sources"][0]["url"].startswith("https://docs.example.org/docs/install")
+    assert body["sources"][0]["version"] == "current"
+
+
+def test_an_oversized_page_url_is_rejected_clearly(keyless_client: TestClient) -> None:
+    response = keyless_client.post(
+        "/chat", json={"message": "How do I install?", "page_url": "https://x/" + "a" * 5000}
+    )
+    assert response.status_code == 422
+    assert "page_url" in response.json()["error"]["message"]
