@@ -39,14 +39,17 @@ from docsrag.errors import (
 )
 from docsrag.index import DocsIndex
 from docsrag.models import Chunk, IngestSummary, PageState
-from docsrag.parsing import classify_key, iter_site_files, parse_document
+from docsrag.parsing import SourceLayout, parse_document
 from docsrag.sparse import BM25Encoder
 
 logger = logging.getLogger(__name__)
 
 # Bump when parsing, chunking or the BM25 encoding change what a page's points contain: every
 # page's hash changes and the next ingest rewrites (and re-embeds) the whole site.
-PIPELINE_VERSION = "2"  # 2: chunks record every section they cover (`anchors`)
+# 2: chunks record every section they cover (`anchors`). 3: pages record their kind, docs
+# plugin, version and locale (`PageMeta`), so an index built by an earlier release is rewritten
+# (and re-embedded) by its first ingest under this one.
+PIPELINE_VERSION = "3"
 
 PageStatus = Literal["added", "updated", "unchanged", "skipped", "deleted"]
 
@@ -106,12 +109,14 @@ class Ingestor:
         version: str | None,
         state: PageState | None,
         embedder_down: bool,
+        layout: SourceLayout | None = None,
     ) -> PageOutcome:
         """`ingest_document` with the page's indexed state already known. `embedder_down`: the
-        embedder failed earlier in this run; a page that needs it fails without a call."""
+        embedder failed earlier in this run; a page that needs it fails without a call.
+        `layout` places Markdown keys (see `parse_document`)."""
         kept = "; the indexed version is kept" if state is not None else ""
         try:
-            chunks = self._chunks(source_key, data)
+            chunks = self._chunks(source_key, data, layout=layout)
         except UnsupportedDocument as exc:
             return self._not_a_page(source_key, state, str(exc))
         except DocumentError as exc:
@@ -168,8 +173,10 @@ class Ingestor:
         logger.info("%s %s: %d chunks, %d embedding calls", status, source_key, written, calls)
         return PageOutcome(status=status, reason=reason, chunks=written, embedding_calls=calls)
 
-    def _chunks(self, source_key: str, data: bytes) -> list[Chunk]:
-        page = parse_document(source_key, data, settings=self._settings)
+    def _chunks(
+        self, source_key: str, data: bytes, *, layout: SourceLayout | None = None
+    ) -> list[Chunk]:
+        page = parse_document(source_key, data, settings=self._settings, layout=layout)
         s = self._settings
         return chunk_page(
             page,
@@ -211,7 +218,10 @@ class Ingestor:
         digest.update(header.encode())
         for chunk in chunks:
             anchors = "\x1f".join(anchor or "" for anchor in chunk.anchors)
-            for part in (chunk.path, anchors, chunk.embed_text):
+            meta = chunk.meta
+            place = f"{meta.kind}\x1f{meta.plugin}\x1f{meta.version}\x1f{meta.default_version}"
+            place += f"\x1f{meta.locale}\x1f{meta.doc_id}"
+            for part in (chunk.path, anchors, place, chunk.embed_text):
                 digest.update(part.encode("utf-8"))
                 digest.update(b"\0")
             digest.update(b"\1")
@@ -227,14 +237,28 @@ class Ingestor:
     # --- a whole folder -----------------------------------------------------------------------
 
     def sync_folder(
-        self, root: Path, *, progress: Callable[[str], None] | None = None
+        self,
+        root: Path,
+        *,
+        docs_dir: Path | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> IngestSummary:
-        """Make the index hold exactly the pages of `root` (a Docusaurus build or a docs folder).
+        """Make the index hold exactly the pages of `root`: a Docusaurus build, a docs folder,
+        or a site's source tree (`SourceLayout.detect`; `docs_dir` is the site's docs folder
+        when it is not `root/docs`). A site's files are keyed from its root (`docs/intro.md`,
+        `versioned_docs/version-1.0/intro.md`, `i18n/fr/...`, `blog/...`).
 
         New and changed pages are written, unchanged ones cost nothing, pages whose file is gone
-        are deleted. A bad file never stops the run: it is counted with its reason. `progress`
-        is called once per file with its key.
+        are deleted. A bad file never stops the run: it is counted with its reason. A file that
+        Docusaurus builds no page from (a translation of a missing file, a file shadowed by its
+        default-locale translation) is skipped, or leaves the index. `progress` is called once
+        per file with its key.
         """
+        layout = SourceLayout.detect(root, docs_dir=docs_dir, settings=self._settings)
+        for note in layout.notes:
+            logger.warning("%s: %s", root, note)
+        files = list(layout.iter_files())
+        unbuilt = layout.unbuilt_files(key for key, _ in files) if layout.site else {}
         summary = IngestSummary()
         calls_before = self._embedder.calls if self._embedder is not None else 0
         states = self._index.page_states()
@@ -242,13 +266,22 @@ class Ingestor:
         documents = 0
         embedder_down = False
         max_bytes = self._settings.max_document_bytes
-        for source_key, path in iter_site_files(root):
+        for source_key, path in files:
             seen.add(source_key)
             try:
-                info = classify_key(source_key)
+                info = layout.classify(source_key)
                 if info.format is None:
                     summary.skipped += 1
                     summary.skipped_reasons[source_key] = info.reason or "not a page"
+                    continue
+                if source_key in unbuilt:
+                    reason = unbuilt[source_key]
+                    outcome = self._not_a_page(source_key, states.get(source_key), reason)
+                    if outcome.status == "deleted":
+                        summary.deleted += 1
+                    else:
+                        summary.skipped += 1
+                        summary.skipped_reasons[source_key] = reason
                     continue
                 documents += 1
                 try:
@@ -272,6 +305,7 @@ class Ingestor:
                         version=None,
                         state=states.get(source_key),
                         embedder_down=embedder_down,
+                        layout=layout,
                     )
                 except EmbeddingDimensionMismatch:
                     raise  # configuration: every page would fail the same way

@@ -319,9 +319,11 @@ def test_canonical_on_another_host_is_ignored() -> None:
     assert page.title == "Install the CLI"
 
 
-def test_canonical_naming_another_page_is_ignored() -> None:
+def test_canonical_naming_another_page_of_the_site_is_skipped() -> None:
+    # a duplicate of another page (the canonical one is indexed under its own key)
     html = doc_page(canonical=f"{SITE}/docs/other/")
-    assert parse_html("docs/cli/index.html", html, site_url=SITE).path == "/docs/cli"
+    with pytest.raises(UnsupportedDocument, match=r"canonical URL is another page \(https://"):
+        parse_html("docs/cli/index.html", html, site_url=SITE)
 
 
 def test_site_with_a_base_path() -> None:
@@ -332,16 +334,16 @@ def test_site_with_a_base_path() -> None:
 
 def test_title_falls_back_to_head_title_without_site_suffix() -> None:
     content = '<div class="theme-doc-markdown markdown"><p>No heading here.</p></div>'
-    page = parse_html("docs/x/index.html", doc_page(content, title="Plain Title"), site_url=SITE)
+    html = doc_page(content, title="Plain Title", canonical=f"{SITE}/docs/x")
+    page = parse_html("docs/x/index.html", html, site_url=SITE)
     assert page.title == "Plain Title"
     assert page.sections[0].heading == "Plain Title"
 
 
 def test_emoji_titles_are_kept() -> None:
     content = '<div class="theme-doc-markdown markdown"><header><h1>📦 plugin-pwa</h1></header><p>Body.</div>'
-    page = parse_html(
-        "docs/api/plugins/@docusaurus/plugin-pwa/index.html", doc_page(content), site_url=SITE
-    )
+    html = doc_page(content, canonical=f"{SITE}/docs/api/plugins/@docusaurus/plugin-pwa")
+    page = parse_html("docs/api/plugins/@docusaurus/plugin-pwa/index.html", html, site_url=SITE)
     assert page.title == "📦 plugin-pwa"
     assert page.path == "/docs/api/plugins/@docusaurus/plugin-pwa"
 
@@ -355,7 +357,8 @@ def test_doc_cards_become_a_list() -> None:
         "<span class=theme-doc-card-icon>📄️</span><span class=theme-doc-card-title>To Docusaurus v3</span></h2>"
         "<p class=\"theme-doc-card-description\" title=\"Upgrade from v2 to v3.\">Upgrade from v2 to v3.</p></a></article></section></div>"
     )  # fmt: skip
-    page = parse_html("docs/migration/index.html", doc_page(content), site_url=SITE)
+    html = doc_page(content, canonical=f"{SITE}/docs/migration")
+    page = parse_html("docs/migration/index.html", html, site_url=SITE)
     assert [b.text for b in page.sections[0].blocks] == [
         "- To Docusaurus v3: Upgrade from v2 to v3."
     ]
@@ -434,5 +437,7 @@ def test_docusaurus_2_admonitions() -> None:
         "<h5><span class=admonition-icon><svg><path d=M1></path></svg></span>caution</h5></div>"
         "<div class=admonition-content><p>Back up first.</p></div></div></div>"
     )
-    page = parse_html("docs/old/index.html", doc_page(content), site_url=SITE)
+    page = parse_html(
+        "docs/old/index.html", doc_page(content, canonical=f"{SITE}/docs/old"), site_url=SITE
+    )
     assert [b.text for b in blocks(page, "admonition")] == ["Caution: Back up first."]

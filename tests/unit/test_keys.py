@@ -9,7 +9,15 @@ import pytest
 from docsrag.config import Settings, load_settings
 from docsrag.errors import DocumentError, UnsupportedDocument
 from docsrag.parsing import iter_site_files, parse_document
-from docsrag.parsing.keys import classify_key, key_to_path, markdown_key_to_path
+from docsrag.parsing.keys import (
+    blog_file_slug,
+    blog_key_to_path,
+    classify_key,
+    key_to_path,
+    markdown_doc_id,
+    markdown_key_to_path,
+    page_key_to_path,
+)
 
 
 @pytest.mark.parametrize(
@@ -146,6 +154,78 @@ def test_route_base_path_is_configurable() -> None:
     assert markdown_key_to_path("intro.md", route_base_path="") == "/intro"
     assert markdown_key_to_path("index.md", route_base_path="/") == "/"
     assert markdown_key_to_path("intro.md", route_base_path="/handbook/") == "/handbook/intro"
+
+
+def test_number_prefixes_can_be_kept() -> None:
+    assert (
+        markdown_key_to_path("01-guides/02-setup.md", parse_number_prefixes=False)
+        == "/docs/01-guides/02-setup"
+    )
+    assert markdown_key_to_path("intro.md", route_base_path="fr/docs/1.0") == "/fr/docs/1.0/intro"
+
+
+@pytest.mark.parametrize(
+    ("key", "front_matter", "doc_id"),
+    [
+        ("intro.md", {}, "intro"),
+        ("01-guides/02-setup.md", {}, "guides/setup"),
+        ("1.intro.md", {}, "intro"),
+        ("2021-01-31-release.md", {}, "2021-01-31-release"),
+        # an index doc keeps its file name in its id (the URL folds, the id does not)
+        ("advanced/index.mdx", {}, "advanced/index"),
+        ("02-guides/README.md", {}, "guides/README"),
+        # `id` front matter replaces the file name, not the folder
+        ("guides/docs/docs-create-doc.mdx", {"id": "create-doc"}, "guides/docs/create-doc"),
+        ("api/plugins/pwa.mdx", {"slug": "/elsewhere"}, "api/plugins/pwa"),
+    ],
+)
+def test_docusaurus_doc_ids(key: str, front_matter: dict[str, str], doc_id: str) -> None:
+    assert markdown_doc_id(key, doc_id=front_matter.get("id")) == doc_id
+    assert markdown_doc_id("01-a/02-b.md", parse_number_prefixes=False) == "01-a/02-b"
+
+
+@pytest.mark.parametrize(
+    ("key", "slug", "text"),
+    [
+        # Checked against @docusaurus/plugin-content-blog 3.10 `parseBlogFileName`.
+        ("2024-01-15-welcome.md", "/2024/01/15/welcome", "welcome"),
+        ("2024-01-15-welcome/index.md", "/2024/01/15/welcome", "welcome"),
+        ("2024/01/15/welcome.mdx", "/2024/01/15/welcome", "welcome"),
+        ("2024-1-5-x.md", "/2024/1/5/x", "x"),
+        ("posts/2024-01-15-x.md", "/2024/01/15/posts/x", "x"),
+        ("2024-01-15.md", "/2024/01/15/", ""),
+        ("welcome.md", "/welcome", "welcome"),
+        ("welcome/index.md", "/welcome", "welcome"),
+        ("news/launch.mdx", "/news/launch", "news/launch"),
+    ],
+)
+def test_blog_file_slugs(key: str, slug: str, text: str) -> None:
+    assert blog_file_slug(key) == (slug, text)
+    assert blog_key_to_path(key) == "/blog" + slug
+    assert blog_key_to_path(key, route_base_path="fr/blog") == "/fr/blog" + slug
+
+
+def test_blog_slug_front_matter_is_within_the_blog_route() -> None:
+    assert blog_key_to_path("2024-01-15-a.md", slug="hello") == "/blog/hello"
+    assert blog_key_to_path("2024-01-15-a.md", slug="/hello/") == "/blog/hello/"
+    assert blog_key_to_path("a.md", route_base_path="") == "/a"
+
+
+@pytest.mark.parametrize(
+    ("key", "path"),
+    [
+        ("about.md", "/about"),
+        ("index.md", "/"),
+        ("index.mdx", "/"),
+        ("team/index.md", "/team/"),
+        ("team/Index.MDX", "/team/"),
+        ("legal/terms.mdx", "/legal/terms"),
+    ],
+)
+def test_markdown_page_urls(key: str, path: str) -> None:
+    assert page_key_to_path(key) == path
+    assert page_key_to_path(key, route_base_path="fr") == "/fr" + path
+    assert page_key_to_path(key, slug="/x") == "/x"
 
 
 # --- parse_document: the entry point the ingest calls -------------------------------------------

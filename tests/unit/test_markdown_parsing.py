@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from docsrag.errors import DocumentError, UnsupportedDocument
-from docsrag.models import Block, ParsedPage
+from docsrag.models import Block, PageMeta, ParsedPage
+from docsrag.parsing.layout import SourceLocation
 from docsrag.parsing.markdown import parse_markdown
 
 GUIDE = """---
@@ -363,3 +364,36 @@ def test_tables_anywhere_and_mdx_comments_in_code_kept() -> None:
     ]
     assert page.sections[1].anchor == "next"
     assert page.sections[1].blocks[0].text == "- Item with a table:\n  A | B\n  1 | 2"
+
+
+def test_a_doc_gets_its_docusaurus_id_in_its_meta() -> None:
+    page = parse_markdown("01-guides/02-setup.md", "# Setup\n\nText.")
+    assert page.meta == PageMeta(doc_id="guides/setup")
+    page = parse_markdown("guides/setup.md", "---\nid: install\n---\n\nText.")
+    assert (page.meta.doc_id, page.title, page.path) == (
+        "guides/install",
+        "install",
+        "/docs/guides/install",
+    )
+
+
+def test_the_location_gives_route_kind_and_meta() -> None:
+    meta = PageMeta(kind="docs", version="1.0", default_version=False, locale="fr")
+    location = SourceLocation(
+        key="guides/setup.md", route_base_path="docs/1.0", locale_prefix="fr", meta=meta
+    )
+    page = parse_markdown("i18n/fr/x/version-1.0/guides/setup.md", "# Installer", location=location)
+    assert page.path == "/fr/docs/1.0/guides/setup"
+    assert page.meta.doc_id == "guides/setup"
+    assert (page.meta.version, page.meta.locale, page.meta.default_version) == ("1.0", "fr", False)
+
+    post = SourceLocation(
+        key="2024-01-15-hello/index.md",
+        route_base_path="blog",
+        meta=PageMeta(kind="blog", version=None),
+    )
+    page = parse_markdown("blog/2024-01-15-hello/index.md", "Hi there.", location=post)
+    assert (page.kind, page.path, page.title) == ("blog", "/blog/2024/01/15/hello", "hello")
+    assert page.meta.doc_id == "blog/2024/01/15/hello"
+    with pytest.raises(UnsupportedDocument, match="draft post"):
+        parse_markdown("blog/x.md", "---\ndraft: true\n---\nText.", location=post)

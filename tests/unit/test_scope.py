@@ -177,3 +177,17 @@ def test_a_legacy_index_is_searched_unscoped() -> None:
 
 def test_page_scope_of_a_non_docs_route() -> None:
     assert page_scope(f"{SITE}/fr/blog/x", catalog=CATALOG, site_url=SITE) == (None, "fr")
+
+
+@pytest.mark.parametrize(
+    ("question", "policy"),
+    [
+        ("What is the folder setting called in the latest release?", BlogPolicy.FALLBACK),
+        ("Which settings were renamed in 1.1?", BlogPolicy.WITH_DOCS),
+        ("What's new in the next version?", BlogPolicy.WITH_DOCS),
+        ("Was version-aware search announced?", BlogPolicy.WITH_DOCS),
+        ("How do I deploy to AWS?", BlogPolicy.FALLBACK),
+    ],
+)
+def test_release_questions_rank_the_blog_with_the_docs(question: str, policy: BlogPolicy) -> None:
+    assert scope_for(question).blog is policy

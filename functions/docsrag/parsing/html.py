@@ -1,6 +1,6 @@
 """Docusaurus build HTML -> `ParsedPage`, with selectolax (Lexbor, a real HTML5 parser).
 
-Only the page's own content is read: `div.theme-doc-markdown` (inside the article) for docs,
+The text is the page's own content only: `div.theme-doc-markdown` (inside the article) for docs,
 `#__blog-post-container` for blog posts and `main article` for Markdown pages of the pages
 plugin. Navbar, sidebar, breadcrumbs, tables of contents, the doc footer ("Edit this page"),
 pagination and the site footer all live outside those elements, so they never reach the text.
@@ -19,6 +19,35 @@ before a code block). The hidden panels are real content a reader reaches with o
 do I install it with pnpm?"), and the repetition they add is small (mostly one-line install
 commands). The Markdown parser has only the npm command of an `npm2yarn` block, as written.
 
+Where the page sits (`ParsedPage.meta`, a `PageMeta`) comes from what Docusaurus writes in every
+page's head and `<html>` tag:
+* kind: which content element was found (docs, blog post, Markdown page);
+* plugin: the `plugin-id-<id>` class of `<html>`, else the id in `docusaurus_tag`
+  (`docs-<pluginId>-<versionName>`), else `default`;
+* locale: `<meta name=docusaurus_locale>`, else `docsearch:language`, else `<html lang>`, else
+  the site's default locale;
+* version (docs only; None for blog posts and pages): `<meta name=docusaurus_version>`, else
+  `docsearch:version`, else the `docs-version-<name>` class, else `docusaurus_tag`, else
+  `current`;
+* default_version: False when the URL path (key-derived, so relative to the site's baseUrl,
+  locale prefix `/<locale>` removed for a non-default locale) has a version segment right after
+  the docs route base (`docs_route_base_path`): `/docs/1.0/x`, `/docs/next/x` (= `current`). A
+  segment is a version when it is the metadata's version, `next`, or looks like one (`1.0`,
+  `v2`, `2.x`, `3.0.0-beta.1`), but not when the doc id starts with it (a docs folder `v2/`
+  at `/docs/v2/intro`). When the URL's version disagrees with the metadata, the URL wins (and
+  a warning names both). Only that one route base is known: the docs of a second docs plugin
+  instance (`/community/...`) always count as their plugin's default version. Blog posts and
+  pages are always default;
+* doc_id: docs: the `docs-doc-id-<id>` class, else the URL path after the route base and
+  version segment; blog posts and pages: the URL path without locale prefix and outer slashes
+  (`blog/welcome`, `markdown-page`, empty for the homepage).
+
+Skipped with `UnsupportedDocument` (besides pages without content, see `parse_html`): redirect
+stubs (`<meta http-equiv=refresh content="0; url=...">`, as @docusaurus/plugin-client-redirects
+writes), noindex pages (`<meta name=robots content="noindex...">`, which Docusaurus writes for
+`unlisted` docs and posts) and pages whose `<link rel=canonical>`, on the site's own host, names
+another page (a canonical on another host is ignored).
+
 Sections: an `h2`-`h6` with an `id` starts a section whose anchor is that id; the text before the
 first one is the lead-in section (`anchor=None`, `heading` = page title). Headings inside an
 admonition, `<details>` or list stay in that block as text, and headings without an id
@@ -30,13 +59,23 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from docsrag.errors import UnsupportedDocument
-from docsrag.models import Block, BlockKind, PageKind, ParsedPage, Section
+from docsrag.models import (
+    CURRENT_VERSION,
+    DEFAULT_PLUGIN,
+    Block,
+    BlockKind,
+    PageKind,
+    PageMeta,
+    ParsedPage,
+    Section,
+)
 from docsrag.parsing.keys import key_to_path
 
 logger = logging.getLogger(__name__)
@@ -510,24 +549,37 @@ def page_path(source_key: str, canonical: str | None, *, site_url: str) -> str:
     canonical at another site) and names the same page.
     """
     path = key_to_path(source_key)
-    if not canonical:
-        return path
+    canonical_path = _canonical_site_path(canonical, site_url=site_url)
+    if (
+        canonical_path is not None
+        and canonical_path.endswith("/")
+        and canonical_path.rstrip("/") == path.rstrip("/")
+    ):
+        return canonical_path
+    return path
+
+
+def _canonical_site_path(canonical: str | None, *, site_url: str) -> str | None:
+    """The canonical URL's path relative to the site (its base path removed), URL-decoded.
+
+    None when there is no canonical, or it is on another host or outside the site's base path:
+    such a canonical says nothing about this site's pages.
+    """
+    if not canonical or not canonical.strip():
+        return None
     canon = urlsplit(canonical.strip())
     site = urlsplit(site_url)
     if canon.netloc.lower() != site.netloc.lower():
-        return path
+        return None
     canonical_path = unquote(canon.path) or "/"
     base = site.path.rstrip("/")
     if base:
         if canonical_path in (base, base + "/"):
-            canonical_path = "/"
-        elif canonical_path.startswith(base + "/"):
-            canonical_path = canonical_path[len(base) :]
-        else:
-            return path
-    if canonical_path.endswith("/") and canonical_path.rstrip("/") == path.rstrip("/"):
-        return canonical_path
-    return path
+            return "/"
+        if not canonical_path.startswith(base + "/"):
+            return None
+        canonical_path = canonical_path[len(base) :]
+    return canonical_path
 
 
 def _clean(content: LexborNode, raw_html: str) -> None:
@@ -548,14 +600,203 @@ def _clean(content: LexborNode, raw_html: str) -> None:
         node.remove()
 
 
-def parse_html(source_key: str, html: str, *, site_url: str) -> ParsedPage:
+# --- what the page is: skip checks and `PageMeta` -----------------------------------------------
+
+# A URL segment that names a docs version: `1.0`, `v2`, `2.x`, `3.0.0-beta.1`.
+_VERSION_LIKE = re.compile(r"^v?\d+(\.\d+)*([-.][\w.]+)?$")
+_REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\"]+)", re.IGNORECASE)
+_NEXT_SEGMENT = "next"  # the URL segment of the `current` (unreleased) docs once versions exist
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What a page says about itself: `<meta name>`s (first of each, names lower-cased),
+    `<meta http-equiv=refresh>`, the canonical link and the `<html>` tag's classes and `lang`."""
+
+    metas: dict[str, str]
+    refresh: str | None
+    canonical: str | None
+    html_classes: tuple[str, ...]
+    html_lang: str | None
+
+    def meta(self, *names: str) -> str | None:
+        """Content of the first of `names` that is present and not blank."""
+        for name in names:
+            value = self.metas.get(name, "").strip()
+            if value:
+                return value
+        return None
+
+    def class_value(self, prefix: str) -> str | None:
+        """`x` of the first `<html>` class `<prefix>x`."""
+        for name in self.html_classes:
+            if name.startswith(prefix) and len(name) > len(prefix):
+                return name[len(prefix) :]
+        return None
+
+
+def _read_head(tree: LexborHTMLParser) -> _Head:
+    metas: dict[str, str] = {}
+    refresh: str | None = None
+    for node in tree.css("head meta"):  # a `<meta>` in the body (a live demo) says nothing
+        attrs = node.attrs
+        content = attrs.get("content") or ""
+        name = (attrs.get("name") or "").strip().lower()
+        if name and name not in metas:
+            metas[name] = content
+        elif refresh is None and (attrs.get("http-equiv") or "").strip().lower() == "refresh":
+            refresh = content
+    link = tree.css_first('link[rel="canonical"]')
+    canonical = (link.attrs.get("href") or None) if link is not None else None
+    root = tree.root
+    classes: tuple[str, ...] = ()
+    lang: str | None = None
+    if root is not None:
+        classes = tuple(_classes(root).split())
+        lang = (root.attrs.get("lang") or "").strip() or None
+    return _Head(metas, refresh, canonical, classes, lang)
+
+
+def _refuse_non_content(head: _Head, source_key: str, *, site_url: str) -> None:
+    """Raise `UnsupportedDocument` for a redirect stub, a noindex page or a page whose canonical
+    URL (on this site) is another page: none of them is content to answer from."""
+    if head.refresh is not None:
+        match = _REFRESH_URL.search(head.refresh)
+        if match is not None and match.group(1).strip():
+            raise UnsupportedDocument(f"{source_key}: redirect stub (to {match.group(1).strip()})")
+    robots = {token.strip().lower() for token in re.split(r"[,\s]+", head.meta("robots") or "")}
+    if robots & {"noindex", "none"}:
+        raise UnsupportedDocument(f"{source_key}: noindex page")
+    # Same page when the paths match up to a trailing `/` or a file name (`/docs/advanced/` for
+    # `docs/advanced/index.html`, `/fr/404.html`); a canonical on another host or outside the
+    # site's base path is ignored.
+    canonical_path = _canonical_site_path(head.canonical, site_url=site_url)
+    if canonical_path is not None and key_to_path(canonical_path) != key_to_path(source_key):
+        raise UnsupportedDocument(f"{source_key}: canonical URL is another page ({head.canonical})")
+
+
+def _without_locale(path: str, locale: str, default_locale: str) -> str:
+    """`/fr/docs/x` -> `/docs/x` for a `fr` page when `fr` is not the default locale."""
+    if locale.lower() == default_locale.lower():
+        return path
+    prefix = f"/{locale}".lower()
+    lowered = path.lower()
+    if lowered == prefix or lowered.startswith(prefix + "/"):
+        return path[len(prefix) :] or "/"
+    return path
+
+
+def _is_version_segment(
+    segment: str, rest: list[str], *, meta_version: str | None, doc_id: str | None
+) -> bool:
+    """Whether `segment`, the first one after the docs route base, names a version.
+
+    A docs folder named like a version is not one: when the doc id (from the `<html>` class)
+    starts with the segment (`v2/intro` at `/docs/v2/intro`), the segment is the doc's folder,
+    unless it is repeated (`/docs/next/next/setup`: version `next`, then folder `next`).
+    """
+    if doc_id is not None and doc_id.split("/", 1)[0] == segment and rest[1:2] != [segment]:
+        return False
+    return segment in (meta_version, _NEXT_SEGMENT) or _VERSION_LIKE.match(segment) is not None
+
+
+def _page_meta(
+    head: _Head,
+    *,
+    kind: PageKind,
+    path: str,
+    source_key: str,
+    default_locale: str,
+    docs_route_base_path: str,
+) -> PageMeta:
+    locale = (
+        head.meta("docusaurus_locale", "docsearch:language") or head.html_lang or default_locale
+    )
+    local_path = _without_locale(path, locale, default_locale)
+    plugin = head.class_value("plugin-id-")
+    if kind != "docs":
+        return PageMeta(
+            kind=kind,
+            plugin=plugin or DEFAULT_PLUGIN,
+            version=None,
+            default_version=True,
+            locale=locale,
+            doc_id=local_path.strip("/"),
+        )
+
+    meta_version = head.meta("docusaurus_version", "docsearch:version") or head.class_value(
+        "docs-version-"
+    )
+    tag = head.meta("docusaurus_tag", "docsearch:docusaurus_tag") or ""
+    if tag.startswith("docs-") and (plugin is None or meta_version is None):
+        # `docs-<pluginId>-<versionName>`; both parts may hold `-`, so split on what is known.
+        body = tag[len("docs-") :]
+        if plugin is not None and body.startswith(plugin + "-"):
+            meta_version = body[len(plugin) + 1 :] or None
+        elif meta_version is not None and body.endswith("-" + meta_version):
+            plugin = body[: -len(meta_version) - 1] or None
+        else:
+            tag_plugin, _, tag_version = body.rpartition("-")
+            plugin = plugin or tag_plugin or None
+            meta_version = meta_version or tag_version or None
+    doc_id = head.class_value("docs-doc-id-")
+
+    parts = [part for part in local_path.split("/") if part]
+    route = [part for part in docs_route_base_path.split("/") if part]
+    version = meta_version or CURRENT_VERSION
+    default_version = True
+    rest: list[str] | None = None
+    if parts[: len(route)] == route:
+        rest = parts[len(route) :]
+        if rest and _is_version_segment(rest[0], rest, meta_version=meta_version, doc_id=doc_id):
+            segment, rest = rest[0], rest[1:]
+            default_version = False
+            if segment != meta_version:
+                url_version = CURRENT_VERSION if segment == _NEXT_SEGMENT else segment
+                if meta_version is not None and url_version != meta_version:
+                    logger.warning(
+                        "%s: the URL names docs version %r but the page's metadata says %r; "
+                        "using the URL's",
+                        source_key,
+                        url_version,
+                        meta_version,
+                    )
+                version = url_version
+    if doc_id is None:
+        doc_id = "/".join(rest if rest is not None else parts)
+    return PageMeta(
+        kind="docs",
+        plugin=plugin or DEFAULT_PLUGIN,
+        version=version,
+        default_version=default_version,
+        locale=locale,
+        doc_id=doc_id,
+    )
+
+
+def parse_html(
+    source_key: str,
+    html: str,
+    *,
+    site_url: str,
+    default_locale: str = "en",
+    docs_route_base_path: str = "docs",
+) -> ParsedPage:
     """Parse one page of a Docusaurus build.
 
-    Raises `UnsupportedDocument` for pages without content of their own: generated-index
-    category pages, blog listings, the 404 page, JSX pages without an article.
+    `site_url` is the site's public URL with its `baseUrl`; keys are relative to that base.
+    `default_locale` is the locale served without a `/<locale>` prefix and
+    `docs_route_base_path` the docs plugin's `routeBasePath`, for `ParsedPage.meta`.
+
+    Raises `UnsupportedDocument` for what is not content: redirect stubs, noindex (and
+    unlisted) pages, pages whose canonical URL is another page of the site, and pages without
+    content of their own (generated-index category pages, blog listings, the 404 page, JSX
+    pages without an article).
     """
     html = _BR.sub("\n", html)
     tree = LexborHTMLParser(html)
+    head = _read_head(tree)
+    _refuse_non_content(head, source_key, site_url=site_url)
     content, kind = _find_content(tree, source_key)
 
     if kind == "blog":
@@ -563,13 +804,16 @@ def parse_html(source_key: str, html: str, *, site_url: str) -> ParsedPage:
     else:
         title_node = content.css_first("h1")
     title = squash(title_node.text(deep=True)) if title_node is not None else ""
-    canonical = tree.css_first('link[rel="canonical"]')
-    path = page_path(
-        source_key,
-        canonical.attrs.get("href") if canonical is not None else None,
-        site_url=site_url,
-    )
+    path = page_path(source_key, head.canonical, site_url=site_url)
     title = title or _head_title(tree) or path
+    meta = _page_meta(
+        head,
+        kind=kind,
+        path=path,
+        source_key=source_key,
+        default_locale=default_locale,
+        docs_route_base_path=docs_route_base_path,
+    )
 
     _clean(content, html)
     builder = SectionBuilder(title)
@@ -583,4 +827,5 @@ def parse_html(source_key: str, html: str, *, site_url: str) -> ParsedPage:
         description=_meta_description(tree),
         kind=kind,
         sections=sections,
+        meta=meta,
     )

@@ -1,7 +1,11 @@
 """What a key is (a page to parse or a file to skip) and which public URL path it serves.
 
 Keys are paths relative to the ingested root, with `/` separators and already URL-decoded:
-`docs/cli/index.html` in a Docusaurus build, `guides/intro.mdx` in a docs folder.
+`docs/cli/index.html` in a Docusaurus build, `guides/intro.mdx` in a docs folder. The URL rules
+of Markdown sources follow Docusaurus's content plugins, each given a key relative to its own
+content folder (`parsing.layout` finds that folder from a site-root key): docs
+(`markdown_key_to_path`, `markdown_doc_id`), blog posts (`blog_key_to_path`) and Markdown pages
+(`page_key_to_path`).
 """
 
 from __future__ import annotations
@@ -116,12 +120,25 @@ def strip_number_prefix(name: str) -> str:
     return match.group(1) if match else name
 
 
+def _split_doc_key(key: str, parse_number_prefixes: bool) -> tuple[str, str, str]:
+    """`(raw folder, folder with number prefixes stripped, file name without extension)`."""
+    key = key.strip().lstrip("/")
+    directory, _, file_name = key.rpartition("/")
+    stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
+    if directory and parse_number_prefixes:
+        stripped = "/".join(strip_number_prefix(part) for part in directory.split("/"))
+    else:
+        stripped = directory
+    return directory, stripped, stem
+
+
 def markdown_key_to_path(
     key: str,
     *,
     doc_id: str | None = None,
     slug: str | None = None,
     route_base_path: str = "docs",
+    parse_number_prefixes: bool = True,
 ) -> str:
     """The permalink path Docusaurus gives a doc file (without the site's `baseUrl`).
 
@@ -131,27 +148,93 @@ def markdown_key_to_path(
     * without a slug, an index doc (`index.md`, `README.md`, or a file named like its folder,
       `guides/guides.md`) gets the folder URL with a trailing slash (`/docs/guides/`);
     * otherwise the URL is the folder plus `id` front matter or the file name, number prefixes
-      (`01-intro`) stripped from every part.
+      (`01-intro`) stripped from every part unless `parse_number_prefixes: false`.
+
+    `route_base_path` is everything before the doc's slug: the docs route, and for a translated
+    or versioned doc its locale and version (`fr/docs/1.0`).
     """
-    key = key.strip().lstrip("/")
-    directory, _, file_name = key.rpartition("/")
-    stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
-    if directory:
-        stripped_dir = "/".join(strip_number_prefix(part) for part in directory.split("/"))
-        dir_slug = f"/{stripped_dir}/"
-    else:
-        dir_slug = "/"
+    directory, stripped_dir, stem = _split_doc_key(key, parse_number_prefixes)
+    dir_slug = f"/{stripped_dir}/" if directory else "/"
 
     if slug is not None and slug.startswith("/"):
         doc_slug = slug
     elif not slug and _is_category_index(stem, directory):
         doc_slug = dir_slug
     else:
-        base = slug or doc_id or strip_number_prefix(stem)
+        base = slug or doc_id or (strip_number_prefix(stem) if parse_number_prefixes else stem)
         doc_slug = _resolve_pathname(base, dir_slug)
+    return _join_route(route_base_path, doc_slug)
 
+
+def markdown_doc_id(
+    key: str, *, doc_id: str | None = None, parse_number_prefixes: bool = True
+) -> str:
+    """The id Docusaurus gives a doc file (the build's `docs-doc-id-<id>` class).
+
+    `@docusaurus/plugin-content-docs` `processDocMetadata`: the file's folder, number prefixes
+    stripped from each part, then `id` front matter or the file name (number prefix stripped):
+    `01-guides/02-setup.md` -> `guides/setup`, `advanced/index.mdx` -> `advanced/index`. The
+    version and locale play no part, so one file has the same id in every version and locale.
+    """
+    _, stripped_dir, stem = _split_doc_key(key, parse_number_prefixes)
+    base = doc_id or (strip_number_prefix(stem) if parse_number_prefixes else stem)
+    return f"{stripped_dir}/{base}" if stripped_dir else base
+
+
+# --- Docusaurus blog plugin: Markdown file -> URL ----------------------------------------------
+
+# `@docusaurus/plugin-content-blog` `parseBlogFileName` (its `.` before `mdx?` is unescaped too).
+_BLOG_DATE = re.compile(
+    r"^(?P<folder>.*)(?P<date>\d{4}[-/]\d{1,2}[-/]\d{1,2})[-/]?(?P<text>.*?)(?:/index)?.mdx?$"
+)
+_BLOG_EXTENSION = re.compile(r"(?:/index)?\.mdx?$")
+
+
+def blog_file_slug(key: str) -> tuple[str, str]:
+    """`(slug, text)` of a blog post file (key relative to the blog folder), as Docusaurus's
+    `parseBlogFileName`: a date in the path becomes the URL's date folders
+    (`2024-01-15-welcome.md` and `2024-01-15-welcome/index.md` -> `/2024/01/15/welcome`);
+    a file without a date keeps its path (`news/launch.md` -> `/news/launch`). `text` is the
+    name without date and extension, the title of last resort."""
+    key = key.strip().lstrip("/")
+    match = _BLOG_DATE.match(key)
+    if match:
+        date = match.group("date").replace("-", "/")
+        text = match.group("text")
+        return f"/{date}/{match.group('folder')}{text}", text
+    text = _BLOG_EXTENSION.sub("", key)
+    return f"/{text}", text
+
+
+def blog_key_to_path(key: str, *, slug: str | None = None, route_base_path: str = "blog") -> str:
+    """The permalink path of a blog post. `slug` front matter replaces the file's slug and is
+    always within the blog route (`slug: hello` and `slug: /hello` -> `/blog/hello`)."""
+    return _join_route(route_base_path, slug if slug else blog_file_slug(key)[0])
+
+
+# --- Docusaurus pages plugin: Markdown file in src/pages -> URL --------------------------------
+
+_PAGE_INDEX = re.compile(r"(?P<dirname>^|.*/)index\.(?:mdx?|jsx?|tsx?)$", re.IGNORECASE)
+_PAGE_EXTENSION = re.compile(r"\.(?:mdx?|jsx?|tsx?)$")
+
+
+def page_key_to_path(key: str, *, slug: str | None = None, route_base_path: str = "") -> str:
+    """The permalink path of a Markdown page (key relative to `src/pages`), as `fileToPath`:
+    `about.md` -> `/about`, `index.md` -> `/`, `team/index.mdx` -> `/team/`. `slug` front matter
+    replaces it."""
+    key = key.strip().lstrip("/")
+    index = _PAGE_INDEX.match(key)
+    file_slug = f"/{index.group('dirname')}" if index else "/" + _PAGE_EXTENSION.sub("", key)
+    return _join_route(route_base_path, slug if slug else file_slug)
+
+
+def _join_route(route_base_path: str, slug: str) -> str:
+    """`normalizeUrl([route, slug])` for paths: one slash between parts, the slug's trailing
+    slash kept."""
     route = route_base_path.strip("/")
-    path = f"/{route}{doc_slug}" if route else doc_slug
+    if not slug.startswith("/"):
+        slug = "/" + slug
+    path = f"/{route}{slug}" if route else slug
     return re.sub(r"/{2,}", "/", path)
 
 

@@ -1,4 +1,7 @@
-"""Docusaurus Markdown/MDX source -> `ParsedPage`, with the URL and anchors Docusaurus gives it.
+"""Docusaurus Markdown/MDX source -> `ParsedPage`, with the URL, anchors and metadata it gets.
+
+A source is a doc, a blog post or a Markdown page; `parsing.layout` says which, and its version
+and locale, and each kind gets its URL by its own plugin's rules (`parsing.keys`).
 
 Front matter comes from python-frontmatter; structure from markdown-it-py (CommonMark, tables,
 strikethrough, raw HTML; indented code off, as in MDX). Before parsing, a line pass outside code
@@ -52,7 +55,14 @@ from docsrag.parsing.html import (
     squash,
     tab_label_text,
 )
-from docsrag.parsing.keys import markdown_key_to_path, strip_number_prefix
+from docsrag.parsing.keys import (
+    blog_file_slug,
+    blog_key_to_path,
+    markdown_doc_id,
+    markdown_key_to_path,
+    page_key_to_path,
+)
+from docsrag.parsing.layout import SourceLocation
 from docsrag.parsing.slugger import GithubSlugger
 
 logger = logging.getLogger(__name__)
@@ -654,28 +664,71 @@ def _text_field(metadata: dict[str, Any], name: str) -> str | None:
     return text or None
 
 
-def parse_markdown(source_key: str, text: str, *, route_base_path: str = "docs") -> ParsedPage:
-    """Parse one doc source (`.md`/`.mdx`, key relative to the docs folder).
+_NOUNS = {"docs": "doc", "blog": "post", "page": "page"}
 
-    Raises `UnsupportedDocument` for drafts and unlisted docs, `DocumentError` for front matter
+
+def _place(location: SourceLocation, metadata: dict[str, Any]) -> tuple[str, str, str]:
+    """`(URL path, doc_id, title of last resort)` of a source, by its content plugin's rules."""
+    slug = _text_field(metadata, "slug")
+    kind = location.meta.kind
+    if kind == "blog":
+        path = blog_key_to_path(location.key, slug=slug, route_base_path=location.route)
+        unlocalized = blog_key_to_path(
+            location.key, slug=slug, route_base_path=location.route_base_path
+        )
+        return path, unlocalized.strip("/"), blog_file_slug(location.key)[1]
+    if kind == "page":
+        path = page_key_to_path(location.key, slug=slug, route_base_path=location.route)
+        unlocalized = page_key_to_path(
+            location.key, slug=slug, route_base_path=location.route_base_path
+        )
+        name = unlocalized.strip("/").rsplit("/", 1)[-1]
+        return path, unlocalized.strip("/"), name or location.key.rsplit(".", 1)[0]
+    front_matter_id = _text_field(metadata, "id")
+    parse_prefixes = metadata.get("parse_number_prefixes") is not False
+    path = markdown_key_to_path(
+        location.key,
+        doc_id=front_matter_id,
+        slug=slug,
+        route_base_path=location.route,
+        parse_number_prefixes=parse_prefixes,
+    )
+    doc_id = markdown_doc_id(
+        location.key, doc_id=front_matter_id, parse_number_prefixes=parse_prefixes
+    )
+    return path, doc_id, doc_id.rsplit("/", 1)[-1]
+
+
+def parse_markdown(
+    source_key: str,
+    text: str,
+    *,
+    route_base_path: str = "docs",
+    location: SourceLocation | None = None,
+) -> ParsedPage:
+    """Parse one Markdown/MDX source: a doc, a blog post or a Markdown page.
+
+    `location` (from `SourceLayout.locate`) says which: the key within its content folder, the
+    route before its slug and its metadata (`meta.doc_id` is computed here, from the front
+    matter). Without it, `source_key` is a doc of the default version relative to the docs
+    folder, served under `route_base_path`.
+
+    Raises `UnsupportedDocument` for drafts and unlisted pages, `DocumentError` for front matter
     that is not valid YAML.
     """
+    if location is None:
+        location = SourceLocation(key=source_key, route_base_path=route_base_path)
     try:
         post = frontmatter.loads(text)
     except Exception as exc:  # PyYAML's errors, and python-frontmatter's own
         raise DocumentError(f"{source_key}: invalid front matter: {exc}") from exc
     metadata: dict[str, Any] = dict(post.metadata)
+    kind = location.meta.kind
     for flag in ("draft", "unlisted"):
         if metadata.get(flag) is True:
-            raise UnsupportedDocument(f"{source_key}: {flag} doc")
+            raise UnsupportedDocument(f"{source_key}: {flag} {_NOUNS[kind]}")
 
-    doc_id = _text_field(metadata, "id")
-    path = markdown_key_to_path(
-        source_key,
-        doc_id=doc_id,
-        slug=_text_field(metadata, "slug"),
-        route_base_path=route_base_path,
-    )
+    path, doc_id, fallback_title = _place(location, metadata)
 
     env: dict[str, Any] = {}
     tables: list[list[list[str]]] = []
@@ -687,10 +740,7 @@ def parse_markdown(source_key: str, text: str, *, route_base_path: str = "docs")
     walker.walk(_top_level(tokens.tokens), builder)
     sections = builder.build()
 
-    file_stem = source_key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    title = (
-        walker.title or _text_field(metadata, "title") or doc_id or strip_number_prefix(file_stem)
-    )
+    title = walker.title or _text_field(metadata, "title") or fallback_title
     if sections and sections[0].anchor is None:
         sections = (replace(sections[0], heading=title), *sections[1:])
 
@@ -706,6 +756,7 @@ def parse_markdown(source_key: str, text: str, *, route_base_path: str = "docs")
         path=path,
         title=title,
         description=description,
-        kind="docs",
+        kind=kind,
         sections=sections,
+        meta=replace(location.meta, doc_id=doc_id),
     )
