@@ -1,6 +1,12 @@
 // @ts-check
 // The docsrag documentation as a Docusaurus site. The Markdown lives in ../docs so that the
 // assistant can ingest either the sources (docs/) or this site's build output (site/build/).
+//
+// Versions: ../docs is the unreleased "current" version (label Next, served at /docs/next/);
+// versioned_docs/version-1.1 (the latest release, served at /docs/) and version-1.0 (/docs/1.0/)
+// are snapshots made with `docusaurus docs:version`. Locales: en (default) and fr (/fr/...); the
+// French translations of a few pages live in i18n/fr/docusaurus-plugin-content-docs/{current,
+// version-1.1}; every other page falls back to English. The blog (blog/) is served at /blog/.
 
 import {themes as prismThemes} from 'prism-react-renderer';
 
@@ -14,7 +20,11 @@ const config = {
   onBrokenAnchors: 'warn',
   i18n: {
     defaultLocale: 'en',
-    locales: ['en'],
+    locales: ['en', 'fr'],
+    localeConfigs: {
+      en: {label: 'English', htmlLang: 'en'},
+      fr: {label: 'Français', htmlLang: 'fr'},
+    },
   },
   markdown: {
     // .md files are CommonMark, .mdx files are MDX.
@@ -32,8 +42,23 @@ const config = {
           path: '../docs',
           routeBasePath: 'docs',
           sidebarPath: './sidebars.js',
+          lastVersion: '1.1',
+          versions: {
+            current: {label: 'Next', path: 'next', banner: 'unreleased'},
+            '1.1': {label: '1.1'},
+            '1.0': {label: '1.0', banner: 'unmaintained'},
+          },
         },
-        blog: false,
+        blog: {
+          path: 'blog',
+          routeBasePath: 'blog',
+          blogTitle: 'docsrag blog',
+          blogDescription: 'Releases and notes from the docsrag project',
+          showReadingTime: true,
+          onInlineAuthors: 'ignore',
+          onInlineTags: 'ignore',
+          onUntruncatedBlogPosts: 'ignore',
+        },
         theme: {},
       }),
     ],
@@ -45,6 +70,9 @@ const config = {
         title: 'docsrag',
         items: [
           {type: 'docSidebar', sidebarId: 'docs', position: 'left', label: 'Docs'},
+          {to: '/blog', label: 'Blog', position: 'left'},
+          {type: 'docsVersionDropdown', position: 'right'},
+          {type: 'localeDropdown', position: 'right'},
         ],
       },
       footer: {
@@ -56,6 +84,14 @@ const config = {
               {label: 'Introduction', to: '/docs/'},
               {label: 'Getting started', to: '/docs/getting-started'},
               {label: 'Troubleshooting', to: '/docs/troubleshooting'},
+            ],
+          },
+          {
+            title: 'More',
+            items: [
+              {label: 'Blog', to: '/blog'},
+              {label: 'Next version', to: '/docs/next/'},
+              {label: 'Version 1.0', to: '/docs/1.0/'},
             ],
           },
         ],

@@ -3,6 +3,10 @@ pages, URLs and heading anchors must be exactly those of the Markdown sources th
 
 `make site` (CI runs it before the tests) builds `site/build`; when it is missing this fixture
 builds it with npm, and skips with the reason when npm is not installed.
+
+The site is versioned and translated: docs/ is its unreleased "current" version, built to
+/docs/next/...; /docs/... is the 1.1 release, /docs/1.0/... the 1.0 release and /fr/... the
+French locale. The comparison with docs/ is therefore made on /docs/next/....
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from tests.conftest import REPO_ROOT, SAMPLE_DOCS
 
 SITE = REPO_ROOT / "site"
 BUILD = SITE / "build"
+CURRENT = "/docs/next"  # where the current version (docs/) is served
 
 
 @pytest.fixture(scope="module")
 def sample_build() -> Path:
-    if not (BUILD / "docs" / "index.html").is_file():
+    if not (BUILD / "docs" / "next" / "index.html").is_file():
         if shutil.which("npm") is None:
             pytest.skip("site/build is absent and npm is not installed: run `make site`")
         subprocess.run(
@@ -59,10 +64,10 @@ def _anchors(page: ParsedPage) -> list[str]:
 def test_build_pages_match_their_markdown_sources(sample_build: Path) -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     from_markdown = _parse_all(SAMPLE_DOCS, settings)
-    from_html = {
-        path: page
+    from_html = {  # /docs/next/x -> /docs/x, the path of the Markdown source
+        "/docs" + path.removeprefix(CURRENT): page
         for path, page in _parse_all(sample_build, settings).items()
-        if path.startswith("/docs")
+        if path == CURRENT or path.startswith(CURRENT + "/")
     }
 
     assert set(from_html) == set(from_markdown)
@@ -100,5 +105,5 @@ def test_ingesting_the_build_indexes_every_doc_with_citable_anchors(
         prefetch_limit=20,
     ).hits
     assert hits
-    assert all(hit.path.startswith("/docs") for hit in hits)
+    assert all(hit.path.startswith(("/docs/", "/fr/docs/")) for hit in hits)
     assert all("Edit this page" not in hit.text and "On this page" not in hit.text for hit in hits)
