@@ -16,6 +16,7 @@ is pure Python, so there `search` reads an in-memory numpy snapshot of the colle
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -661,9 +662,12 @@ def _match(key: str, values: Sequence[str]) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
 
 
+@functools.lru_cache(maxsize=256)
 def scope_filter(scope: SearchScope) -> models.Filter | None:
     """The Qdrant filter of a search scope: the scope's locales, and either docs of its version
-    (other docs plugins at their default version), or pages, or (unless off) blog posts."""
+    (other docs plugins at their default version), or pages, or (unless off) blog posts.
+
+    One object per scope (cached): the embedded store's snapshot keeps its row mask by it."""
     if scope.unscoped:
         return None
     docs = models.Filter(

@@ -126,7 +126,8 @@ class LocalSnapshot:
         # cannot belong in the top; twice that leaves room for the float32 query rounding.
         self._dense_slack = 2.0 * dimensions * float(np.finfo(np.float32).eps)
         # Filters seen so far (a search scope is one of a few), as row masks; see `_mask`.
-        self._masks: dict[str, npt.NDArray[np.bool_]] = {}
+        self._masks: dict[int, tuple[models.Filter, npt.NDArray[np.bool_]]] = {}
+        self._masks_by_content: dict[str, npt.NDArray[np.bool_]] = {}
         self._masks_lock = threading.Lock()
         self.stats = SnapshotStats(
             points=len(ids),
@@ -330,17 +331,22 @@ class LocalSnapshot:
 
         Supports what `docsrag.index.scope_filter` sends: nested `must` / `should` / `must_not`
         of keyword and bool `match` conditions (`MatchValue`, `MatchAny`, `MatchExcept`); a
-        point without the field matches no value, as in Qdrant.
+        point without the field matches no value, as in Qdrant. Masks are kept by filter object
+        (`scope_filter` hands out one object per scope) and, for other objects, by content.
         """
+        entry = self._masks.get(id(query_filter))
+        if entry is not None and entry[0] is query_filter:
+            return entry[1]
         key = query_filter.model_dump_json(exclude_none=True)
-        mask = self._masks.get(key)
-        if mask is None:
-            mask = self._filter_rows(query_filter)
-            mask.setflags(write=False)
-            with self._masks_lock:
-                if len(self._masks) >= 256:
-                    self._masks.clear()
-                self._masks[key] = mask
+        by_content = self._masks_by_content.get(key)
+        mask = by_content if by_content is not None else self._filter_rows(query_filter)
+        mask.setflags(write=False)
+        with self._masks_lock:
+            if len(self._masks) >= 256:
+                self._masks.clear()
+                self._masks_by_content.clear()
+            self._masks[id(query_filter)] = (query_filter, mask)
+            self._masks_by_content[key] = mask
         return mask
 
     def _filter_rows(self, query_filter: models.Filter) -> npt.NDArray[np.bool_]:

@@ -46,7 +46,13 @@ _LATEST_WORDS = re.compile(
 )
 _RELEASE_WORDS = re.compile(
     r"\b(?:releases?|released|announce\w*|changelog|blog|roadmap|launch\w*|what'?s\s+new|"
-    r"new\s+in|upgrad\w*|migrat\w*|deprecat\w*)\b",
+    r"new\s+in|upgrad\w*|migrat\w*|deprecat\w*|breaking\s+changes?|renamed)\b",
+    re.IGNORECASE,
+)
+# "the latest release" names a version (see `version_named_in`); it is not about a release.
+_VERSION_AS_RELEASE = re.compile(
+    r"\b(?:latest|current|stable|newest|next|upcoming|previous|older?|last)\s+"
+    r"(?:stable\s+)?releases?\b",
     re.IGNORECASE,
 )
 
@@ -172,7 +178,8 @@ def resolve_scope(
     """
     blog = BlogPolicy.OFF
     if include_blog and catalog.has_blog:
-        blog = BlogPolicy.WITH_DOCS if _RELEASE_WORDS.search(question) else BlogPolicy.FALLBACK
+        about_releases = _RELEASE_WORDS.search(_VERSION_AS_RELEASE.sub(" ", question))
+        blog = BlogPolicy.WITH_DOCS if about_releases else BlogPolicy.FALLBACK
     if catalog.legacy:
         logger.warning(
             "the index was built by an earlier release (no version or locale fields): "
