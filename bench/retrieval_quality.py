@@ -20,6 +20,10 @@ this project's own docs:
     .venv/bin/python bench/retrieval_quality.py --source ../shared/corpora/docusaurus/build \
         --questions bench/questions_docusaurus.jsonl
 
+Versioned sites (first source from the asked version, other versions in the top 5, recall
+against a single-version build): `--versioned` runs `bench/versioned_quality.py` on the
+versioned sample build (`make site`), with the same `--embeddings-url` options.
+
 No API key and no network: dense vectors come from the loopback fake OpenAI-compatible server of
 the test suite (`tests/fakes/openai_server.py`), whose embeddings follow word overlap. It is a
 stand-in that exercises the hybrid code path, not a semantic model; hybrid figures here say
@@ -416,6 +420,14 @@ def print_failures(questions: Sequence[Question], results: Sequence[ModeResult])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if "--versioned" in args_list:
+        # The versioned, two-locale sample site: bench/versioned_quality.py's figures.
+        sys.path.insert(0, str(BENCH_DIR))
+        import versioned_quality
+
+        args_list.remove("--versioned")
+        return versioned_quality.main(args_list)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
         "--source",

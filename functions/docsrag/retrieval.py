@@ -276,8 +276,8 @@ def one_copy_per_section(hits: Sequence[Hit], scope: SearchScope) -> list[Hit]:
 
     A section found in several copies (a translated page and its original, or two versions of
     an index searched without a scope) keeps one: the copy in the scope's preferred locale and
-    version, else the best-ranked one. It takes the rank of the best-ranked copy. Parts of one
-    long section (several chunks of the same page copy) are all kept.
+    version, else the best-ranked one. Its best chunk takes the rank of the best-ranked copy;
+    other parts of a long section (several chunks of the same page copy) keep their own ranks.
     """
     chosen: dict[str, tuple[tuple[int, int, int], str]] = {}
     for position, hit in enumerate(hits):
@@ -289,17 +289,24 @@ def one_copy_per_section(hits: Sequence[Hit], scope: SearchScope) -> list[Hit]:
         key = hit.section_key
         if key not in chosen or preference < chosen[key][0]:
             chosen[key] = (preference, hit.source_key)
-    by_copy: dict[tuple[str, str], list[Hit]] = {}
+    first_of_copy: dict[tuple[str, str], Hit] = {}
     for hit in hits:
-        by_copy.setdefault((hit.section_key, hit.source_key), []).append(hit)
+        first_of_copy.setdefault((hit.section_key, hit.source_key), hit)
     out: list[Hit] = []
-    placed: set[str] = set()
+    placed: set[str] = set()  # chunk ids
     for hit in hits:
         key = hit.section_key
-        if key in placed:
+        chosen_key = chosen[key][1]
+        if hit.source_key == chosen_key:
+            if hit.chunk_id not in placed:
+                placed.add(hit.chunk_id)
+                out.append(hit)
             continue
-        placed.add(key)
-        out.extend(by_copy[(key, chosen[key][1])])
+        # Another copy of the section: the chosen copy's best chunk takes its place once.
+        best = first_of_copy[(key, chosen_key)]
+        if best.chunk_id not in placed:
+            placed.add(best.chunk_id)
+            out.append(best)
     return out
 
 
