@@ -483,6 +483,17 @@ def test_canonical_with_the_site_base_path() -> None:
     assert parse_html("docs/x/index.html", outside, site_url=site).path == "/docs/x"
 
 
+def test_a_site_url_without_the_builds_base_path_keeps_the_page(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A configuration slip (SITE_URL lacks the build's baseUrl) must not empty the index."""
+    html = doc_html("/docs/x", canonical="https://example.org/handbook/docs/x")
+    with caplog.at_level(logging.WARNING):
+        page = parse_html("docs/x/index.html", html, site_url="https://example.org")
+    assert page.path == "/docs/x"
+    assert "check SITE_URL" in caplog.text
+
+
 # --- the real build ---------------------------------------------------------------------------
 
 

@@ -289,3 +289,25 @@ def test_iter_site_files_lists_every_file_with_posix_keys(tmp_path: Path) -> Non
     )
     with pytest.raises(DocumentError, match="no such folder"):
         list(iter_site_files(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("fr/404.html", "not-found page"),
+        ("pt-br/search/index.html", "search page"),
+        ("fr/blog/tags/release/index.html", "listing page"),
+        ("fr/blog/archive/index.html", "listing page"),
+        ("fr/docs/tags/x/index.html", "listing page"),
+    ],
+)
+def test_translated_copies_of_non_pages_are_skipped_for_the_same_reason(
+    key: str, reason: str
+) -> None:
+    info = classify_key(key)
+    assert (info.format, info.reason) == (None, reason)
+
+
+def test_translated_pages_are_pages() -> None:
+    assert classify_key("fr/docs/intro/index.html").format == "html"
+    assert classify_key("fr/blog/2025/01/01/post/index.html").format == "html"

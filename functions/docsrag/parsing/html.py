@@ -671,7 +671,18 @@ def _refuse_non_content(head: _Head, source_key: str, *, site_url: str) -> None:
     # `docs/advanced/index.html`, `/fr/404.html`); a canonical on another host or outside the
     # site's base path is ignored.
     canonical_path = _canonical_site_path(head.canonical, site_url=site_url)
-    if canonical_path is not None and key_to_path(canonical_path) != key_to_path(source_key):
+    own = key_to_path(source_key)
+    if canonical_path is not None and key_to_path(canonical_path) != own:
+        if own != "/" and key_to_path(canonical_path).endswith(own):
+            # The same page under a longer base path: SITE_URL lacks the build's `baseUrl`.
+            # Keep the page (skipping would empty the index on a configuration slip).
+            logger.warning(
+                "%s: the canonical URL %s has a base path SITE_URL (%s) lacks; check SITE_URL",
+                source_key,
+                head.canonical,
+                site_url,
+            )
+            return
         raise UnsupportedDocument(f"{source_key}: canonical URL is another page ({head.canonical})")
 
 

@@ -31,6 +31,7 @@ _ASSET_EXTENSIONS = frozenset(
     }
 )  # fmt: skip
 _FEED_NAMES = frozenset({"rss.xml", "atom.xml", "feed.xml", "feed.json"})
+_LOCALE_SEGMENT = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{2,8})*$")
 _LISTING_PREFIXES = ("blog/tags/", "blog/authors/", "blog/archive/", "blog/page/", "docs/tags/")
 _SEARCH_INDEX = re.compile(r"^(search-index.*\.json|lunr-index.*|search-doc.*\.json)$")
 
@@ -76,6 +77,10 @@ def classify_key(key: str) -> KeyInfo:
         return _skip("site file")
 
     if extension in {"html", "htm"}:
+        # A translated site repeats these under its locale (`fr/404.html`, `fr/blog/tags/`).
+        first, _, rest = lowered.partition("/")
+        if rest and _LOCALE_SEGMENT.match(first) and first not in ("docs", "blog"):
+            lowered = rest
         if lowered in {"404.html", "404/index.html"}:
             return _skip("not-found page")
         if lowered in {"search/index.html", "search.html"}:
