@@ -289,7 +289,13 @@ class DocsIndex:
         """The docs versions, locales and kinds of page the index holds, from Qdrant facets
         (a handful of small calls, whatever the collection's size)."""
         with self._call("facet"):
-            total = self._client.count(self.collection, exact=True).count
+            without_meta = self._client.count(
+                self.collection,
+                count_filter=models.Filter(
+                    must=[models.IsEmptyCondition(is_empty=models.PayloadField(key="kind"))]
+                ),
+                exact=True,
+            ).count
             kinds = self._facet("kind", None)
             docs = models.Filter(
                 must=[_match("kind", ["docs"]), _match("plugin", [DEFAULT_PLUGIN])]
@@ -307,7 +313,9 @@ class DocsIndex:
                 ),
             )
             locales = self._facet("locale", None)
-        if total and not kinds:
+        if without_meta:
+            # Points from a release that did not record versions: until the next ingest (or
+            # reconcile) rewrites them, a scoped search would hide them. Search everything.
             return SiteCatalog(default_locale=default_locale, legacy=True)
         default_version = max(defaults, key=lambda v: defaults[v]) if defaults else None
         if default_version is None and versions:

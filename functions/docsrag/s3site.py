@@ -299,6 +299,7 @@ def pipeline_fingerprint(settings: Settings) -> str:
         f"{settings.chunk_overlap_tokens},{settings.chunk_min_tokens}",
         f"site={settings.site_url}",
         f"route={settings.docs_route_base_path}",
+        f"locale={settings.default_locale}",
     )
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 

@@ -273,6 +273,7 @@ def test_the_version_fingerprint_follows_every_setting_that_shapes_the_points(
         {"chunk_target_tokens": 300},
         {"site_url": "https://docs.example.net"},
         {"docs_route_base_path": "guide"},
+        {"default_locale": "fr"},
     ):
         changed = make_settings(tmp_path, fake_openai, **override)
         assert pipeline_fingerprint(changed) != pipeline_fingerprint(base), override

@@ -328,6 +328,26 @@ async def test_an_index_from_an_earlier_release_is_searched_unscoped(
     )
     try:
         assert index.site_catalog().legacy
+        # Half-way through the upgrade (some pages rewritten): still searched unscoped, so the
+        # pages not yet rewritten do not drop out of the answers.
+        modern = page(
+            "docs/deploy/index.html",
+            "/docs/deploy",
+            "Deploy",
+            [("", "Intro", "Run sam deploy.")],
+            PageMeta(version="current", doc_id="deploy"),
+        )
+        chunks = chunk_page(
+            modern, target_tokens=300, max_tokens=500, overlap_tokens=0, min_tokens=0
+        )
+        index.write_page(
+            chunks=chunks,
+            content_hash="h",
+            sparse=[encoder.encode_document(chunk.embed_text) for chunk in chunks],
+            dense=None,
+            new_page=True,
+        )
+        assert index.site_catalog().legacy
         result = await Retriever(
             index=index, encoder=encoder, embedder=None, settings=settings
         ).retrieve("How do I install docsrag with pip?")
