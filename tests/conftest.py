@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,13 @@ def shared_corpus() -> Path:
 def sample_docs() -> Path:
     """The project's own docs: the bundled sample site that the main job ingests."""
     return SAMPLE_DOCS
+
+
+@pytest.fixture
+def lambda_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """Mangum runs the app on the thread's event loop, as in a Lambda container."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.set_event_loop(None)
+    loop.close()

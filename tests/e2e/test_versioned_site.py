@@ -58,15 +58,6 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Contain
     container.close()
 
 
-@pytest.fixture
-def lambda_loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield loop
-    asyncio.set_event_loop(None)
-    loop.close()
-
-
 def chat_event(body: dict[str, Any]) -> dict[str, Any]:
     event: dict[str, Any] = json.loads(
         (REPO / "events" / "chat_versioned_http_api_v2.json").read_text()

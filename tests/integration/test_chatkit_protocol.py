@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -743,16 +743,6 @@ async def test_a_visitor_over_the_rate_limit_gets_429(
 
 
 # --- Through the Lambda handler -------------------------------------------------------------------
-
-
-@pytest.fixture
-def lambda_loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """Mangum runs the app on the thread's event loop, as in a Lambda container."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield loop
-    asyncio.set_event_loop(None)
-    loop.close()
 
 
 def http_api_event(path: str, body: str | None, headers: dict[str, str]) -> dict[str, Any]:
