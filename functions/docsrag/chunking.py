@@ -163,6 +163,7 @@ def chunk_page(
             chunk_index=index,
             anchors=candidate.anchors,
             meta=page.meta,
+            page_description=page.description,
         )
         for index, candidate in enumerate(merged)
     ]

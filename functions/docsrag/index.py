@@ -48,6 +48,7 @@ from docsrag.models import (
     Hit,
     PageMeta,
     PageState,
+    PageSummary,
     SparseVector,
 )
 from docsrag.scope import BlogPolicy, SearchScope, SiteCatalog
@@ -437,6 +438,12 @@ class DocsIndex:
                         "has_dense": has_dense,
                         "version": version,
                         **_meta_payload(chunk.meta),
+                        # page-level fields, on the page's first point only
+                        **(
+                            {"description": chunk.page_description}
+                            if chunk.chunk_index == 0 and chunk.page_description
+                            else {}
+                        ),
                     },
                 )
             )
@@ -484,6 +491,80 @@ class DocsIndex:
                 points=models.FilterSelector(filter=_key_filter(source_key)),
                 wait=True,
             )
+
+    # --- page listings ----------------------------------------------------------------------------
+
+    def pages(self, scope: SearchScope | None = None) -> list[PageSummary]:
+        """Every indexed page inside `scope` (all pages without one), ordered by path: one
+        scroll over the pages' first points, payloads only."""
+        conditions: list[models.Condition] = [
+            models.FieldCondition(key="chunk_index", match=models.MatchValue(value=0))
+        ]
+        query_filter = scope_filter(scope) if scope is not None else None
+        if query_filter is not None:
+            conditions.append(query_filter)
+        summaries: list[PageSummary] = []
+        offset: Any = None
+        with self._call("scroll"):
+            while True:
+                records, offset = self._client.scroll(
+                    self.collection,
+                    scroll_filter=models.Filter(must=conditions),
+                    limit=SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=[*_META_FIELDS, "source_key", "path", "title", "description"],
+                    with_vectors=False,
+                )
+                for record in records:
+                    payload = record.payload or {}
+                    path = str(payload.get("path", ""))
+                    description = payload.get("description")
+                    summaries.append(
+                        PageSummary(
+                            source_key=str(payload.get("source_key", "")),
+                            path=path,
+                            title=str(payload.get("title", "")),
+                            description=str(description) if description else None,
+                            meta=_meta(payload, path),
+                        )
+                    )
+                if offset is None:
+                    break
+        return sorted(summaries, key=lambda page: (page.path, page.source_key))
+
+    def page_chunks(self, path: str) -> list[Hit]:
+        """Every chunk of the page(s) served at `path`, in reading order (empty when none);
+        `Hit.score` is 0. Trailing slashes do not matter."""
+        wanted = sorted({path.rstrip("/") or "/", path.rstrip("/") + "/"})
+        records: list[models.Record] = []
+        offset: Any = None
+        with self._call("scroll"):
+            while True:
+                page, offset = self._client.scroll(
+                    self.collection,
+                    scroll_filter=models.Filter(must=[_match("path", wanted)]),
+                    limit=SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=[*_HIT_FIELDS, "chunk_index"],
+                    with_vectors=False,
+                )
+                records.extend(page)
+                if offset is None:
+                    break
+        records.sort(
+            key=lambda r: (
+                str((r.payload or {}).get("source_key")),
+                (r.payload or {}).get("chunk_index", 0),
+            )
+        )
+        return [
+            _hit(
+                models.ScoredPoint(id=record.id, version=0, score=0.0, payload=record.payload),
+                0.0,
+                {},
+            )
+            for record in records
+        ]
 
     # --- search -----------------------------------------------------------------------------------
 
@@ -654,6 +735,11 @@ def _raw_request(
     return models.QueryRequest(
         query=query, using=using, limit=limit, with_payload=False, filter=query_filter
     )
+
+
+def _reading_order(record: models.Record) -> tuple[str, int]:
+    payload = record.payload or {}
+    return str(payload.get("source_key")), int(payload.get("chunk_index") or 0)
 
 
 def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:

@@ -216,6 +216,8 @@ class Ingestor:
             f"\0dims={self._settings.embedding_dimensions}\0"
         )
         digest.update(header.encode())
+        if chunks:
+            digest.update((chunks[0].page_description or "").encode("utf-8") + b"\0")
         for chunk in chunks:
             anchors = "\x1f".join(anchor or "" for anchor in chunk.anchors)
             meta = chunk.meta

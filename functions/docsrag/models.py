@@ -101,6 +101,8 @@ class Chunk:
     # Left empty, it is `(anchor,)`.
     anchors: tuple[str | None, ...] = ()
     meta: PageMeta = PageMeta()
+    # The page's description (front matter or meta description), for page listings (llms.txt).
+    page_description: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anchors", _anchors(self.anchor, self.anchors))
@@ -117,6 +119,17 @@ class Chunk:
         """Text sent to the embedding model and the BM25 encoder: title and headings lead."""
         trail = " > ".join((self.page_title, *self.heading_path))
         return f"{trail}\n\n{self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class PageSummary:
+    """One indexed page, as page listings (llms.txt, MCP) show it."""
+
+    source_key: str
+    path: str
+    title: str
+    description: str | None
+    meta: PageMeta
 
 
 @dataclass(frozen=True, slots=True)

@@ -355,3 +355,23 @@ async def test_an_index_from_an_earlier_release_is_searched_unscoped(
         assert result.scope is not None and result.scope.unscoped
     finally:
         client.close()
+
+
+def test_pages_of_one_version_and_locale(site: Site) -> None:
+    scope = SearchScope(version="1.1", locales=("en",), blog=BlogPolicy.WITH_DOCS)
+    pages = site.index.pages(scope)
+    assert [page.path for page in pages] == [
+        "/blog/docsrag-1-1",
+        "/docs/configuration",
+        "/docs/installation",
+    ]
+    assert {page.meta.version for page in pages if page.meta.kind == "docs"} == {"1.1"}
+    french = site.index.pages(SearchScope(version="current", locales=("fr",), blog=BlogPolicy.OFF))
+    assert [page.path for page in french] == ["/fr/docs/next/installation"]
+
+
+def test_a_page_reads_back_in_order(site: Site) -> None:
+    hits = site.index.page_chunks("/docs/1.0/configuration/")
+    assert [hit.anchor for hit in hits] == [None, "embedded-store", "cors"]
+    assert "QDRANT_LOCAL_PATH" in hits[1].text
+    assert site.index.page_chunks("/docs/nowhere") == []
