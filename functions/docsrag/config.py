@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     include_blog: bool = True
     # How long a chat container trusts its list of the site's versions and locales (seconds).
     site_catalog_ttl_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    # The site's name and one-line summary: MCP tool descriptions and llms.txt say what the docs are.
+    site_title: str = Field(default="Documentation", min_length=1, max_length=200)
+    site_description: str | None = Field(default=None, max_length=1000)
     # The S3 bucket the site is synced to (reconcile lists it; events name their own bucket).
     docs_bucket: str | None = None
     # Key prefix of the site inside the S3 bucket (e.g. `site/`); keys outside it are ignored.
@@ -142,6 +145,14 @@ class Settings(BaseSettings):
     visitor_token_ttl_days: int = Field(default=30, ge=1, le=3650)
     # Per-visitor rate limit on ChatKit answer requests: requests per minute; 0 = off.
     visitor_rate_limit_per_minute: int = Field(default=10, ge=0, le=10_000)
+
+    # --- MCP server (`/mcp`) for coding assistants ------------------------------------------------
+    mcp_enabled: bool = True
+    # Private docs: clients must send `Authorization: Bearer <token>`; unset: open like /chat.
+    mcp_bearer_token: SecretStr | None = None
+    # Requests per minute per client IP (in memory locally, DynamoDB on Lambda); 0 = off.
+    mcp_rate_limit_per_minute: int = Field(default=60, ge=0, le=100_000)
+    mcp_max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -206,6 +217,8 @@ class Settings(BaseSettings):
         "qdrant_api_key",
         "openai_tracing_api_key",
         "default_version",
+        "mcp_bearer_token",
+        "site_description",
         mode="before",
     )
     @classmethod
