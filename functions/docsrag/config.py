@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     include_blog: bool = True
     # How long a chat container trusts its list of the site's versions and locales (seconds).
     site_catalog_ttl_seconds: float = Field(default=300.0, ge=0, le=86_400)
-    # The site's name and one-line summary: MCP tool descriptions and llms.txt say what the docs are.
+    # The site's name and summary: MCP tool descriptions and llms.txt say what the docs are.
     site_title: str = Field(default="Documentation", min_length=1, max_length=200)
     site_description: str | None = Field(default=None, max_length=1000)
     # The S3 bucket the site is synced to (reconcile lists it; events name their own bucket).
