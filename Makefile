@@ -25,6 +25,7 @@ ask: ingest ## Index the sample docs and ask one question: make ask QUESTION="..
 	$(PY) -m docsrag ask "$(QUESTION)"
 
 test: setup ## Run the whole test suite
+	@test -d site/build/docs/next || echo "make test: site/build is absent, so the tests of the built sample site skip; run 'make site' first (needs npm)"
 	$(PY) -m pytest -q
 
 lint: setup ## ruff (lint + format check) and mypy --strict
