@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docsrag.answering import ChatTurn
@@ -33,6 +34,8 @@ from docsrag.chatkit.visitor import InvalidVisitorToken
 from docsrag.config import Settings, load_settings
 from docsrag.container import Container
 from docsrag.errors import DocsRagError, IndexUnavailable
+from docsrag.llms_routes import llms_txt_router
+from docsrag.mcp_server import MCP_CORS_HEADERS, mcp_route
 from docsrag.scope import ScopeRequest, UnknownScope
 
 logger = logging.getLogger(__name__)
@@ -266,6 +269,7 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
                 "x-visitor-token",
                 REQUEST_ID_HEADER,
                 PAGE_URL_HEADER,
+                *MCP_CORS_HEADERS,
             ],
             expose_headers=[REQUEST_ID_HEADER, "retry-after"],
             max_age=600,
@@ -277,8 +281,36 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and not content_type.lower().startswith("application/json"):
+            return _error(
+                request,
+                415,
+                "unsupported_media_type",
+                f"Send the body as JSON with Content-Type: application/json "
+                f"(got {content_type[:80] or 'no Content-Type'}).",
+            )
         status, code, message = _describe_validation(exc)
         return _error(request, status, code, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own errors (unknown path, wrong method, unreadable body) in the one
+        error shape, with the request id."""
+        codes = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}
+        messages = {
+            404: f"No such endpoint: {request.method} {request.url.path[:200]}.",
+            405: f"{request.method} is not allowed on {request.url.path[:200]}.",
+        }
+        message = messages.get(exc.status_code) or str(exc.detail)[:300]
+        headers = dict(exc.headers or {})
+        return _error(
+            request,
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            message,
+            headers=headers or None,
+        )
 
     @app.exception_handler(InvalidVisitorToken)
     async def _invalid_visitor(request: Request, exc: InvalidVisitorToken) -> JSONResponse:
@@ -365,7 +397,8 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
         except IndexUnavailable as exc:
             logger.error("health: index unavailable: %s", exc)
             body["status"] = "unavailable"
-            body["index"] = {"collection": settings.collection_name, "error": str(exc)}
+            # The cause stays in the log: anonymous callers get a stable code only.
+            body["index"] = {"collection": settings.collection_name, "code": "index_unavailable"}
             return JSONResponse(status_code=503, content=body)
         return JSONResponse(content=body)
 
@@ -401,6 +434,16 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
             server=lambda: provider.get().chatkit_server(),
             limiter=lambda: provider.get().rate_limiter(),
             max_body_bytes=body_limit,
+        )
+    )
+    # GET /llms.txt and /llms-full.txt for coding assistants (docsrag.llms_routes).
+    app.include_router(llms_txt_router(container=provider.get))
+    # The docs as an MCP server for coding assistants (docsrag.mcp_server).
+    app.router.routes.append(
+        mcp_route(
+            settings=lambda: provider.settings,
+            container=provider.get,
+            limiter=lambda: provider.get().mcp_rate_limiter(),
         )
     )
     return app

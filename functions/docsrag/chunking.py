@@ -15,6 +15,10 @@ How a page becomes chunks:
    little overlap: the last whole sentences of the previous part, at most `overlap_tokens`. Code,
    lists and tables never get overlap (their pieces stand alone), and nothing overlaps across
    sections.
+   A section with nothing under its heading is skipped when subsections follow (they carry
+   its heading in `heading_path`); otherwise (the last section, or one followed by a sibling or
+   a higher heading) its heading text is its content, so a page of only headings is still
+   indexed and no heading's words are lost.
 4. A section smaller than `min_tokens` is merged into the following section when both fit in
    `max_tokens` (into the previous one first when the tiny section is the last child of its parent,
    e.g. a short h3 followed by a new h2), else into the previous one when that fits; otherwise it
@@ -44,7 +48,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from docsrag.models import BlockKind, Chunk, ParsedPage, Section
+from docsrag.models import Block, BlockKind, Chunk, ParsedPage, Section
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +111,7 @@ class _Candidate:
     tokens: int
     mergeable: bool  # whole sections only; parts of a split section stay as they are
     anchors: tuple[str | None, ...]  # the sections whose text this holds, first = section's
+    heading_only: bool = False  # the text is the section's heading (nothing under it)
 
     @property
     def heading_line(self) -> str:
@@ -135,10 +140,18 @@ def chunk_page(
     min_tokens = max(0, min_tokens)
 
     candidates: list[_Candidate] = []
-    for section in page.sections:
+    sections = page.sections
+    for position, section in enumerate(sections):
         units = _section_units(section, target_tokens=target_tokens, max_tokens=max_tokens)
+        heading_only = not units
         if not units:
-            continue  # a heading with nothing under it: its children carry it in heading_path
+            following = sections[position + 1] if position + 1 < len(sections) else None
+            if following is not None and following.level > section.level:
+                continue  # a heading with nothing under it: its children carry it in heading_path
+            # A heading with nothing under it and no subsections: the heading is its content.
+            units = _heading_units(section, target_tokens=target_tokens, max_tokens=max_tokens)
+            if not units:
+                continue
         parts = _pack(
             units,
             target_tokens=target_tokens,
@@ -148,7 +161,8 @@ def chunk_page(
         )
         whole = len(parts) == 1
         candidates.extend(
-            _Candidate(section, text, tokens, whole, (section.anchor,)) for text, tokens in parts
+            _Candidate(section, text, tokens, whole, (section.anchor,), heading_only)
+            for text, tokens in parts
         )
 
     merged = _merge_tiny(candidates, max_tokens=max_tokens, min_tokens=min_tokens)
@@ -195,6 +209,21 @@ def _section_units(section: Section, *, target_tokens: int, max_tokens: int) -> 
     if units:
         units[0].sep = ""
     return units
+
+
+def _heading_units(section: Section, *, target_tokens: int, max_tokens: int) -> list[_Unit]:
+    """The units of a section that is only its heading: the heading text."""
+    heading = section.heading.strip()
+    if not heading:
+        return []
+    block = Section(
+        heading=section.heading,
+        anchor=section.anchor,
+        level=section.level,
+        heading_path=section.heading_path,
+        blocks=(Block(kind="text", text=heading),),
+    )
+    return _section_units(block, target_tokens=target_tokens, max_tokens=max_tokens)
 
 
 def _split_prose(text: str, *, prose: bool, target_tokens: int, max_tokens: int) -> list[_Unit]:
@@ -497,13 +526,21 @@ def _try_append(out: list[_Candidate], tiny: _Candidate, *, max_tokens: int) -> 
 def _joined(first: _Candidate, second: _Candidate, *, max_tokens: int) -> _Candidate | None:
     heading = second.heading_line
     heading_tokens = count_tokens(heading)
-    tokens = first.tokens + heading_tokens + second.tokens
+    if second.heading_only and heading:  # the heading line is all of its text
+        tokens = first.tokens + heading_tokens
+        second_text = ""
+    else:
+        tokens = first.tokens + heading_tokens + second.tokens
+        second_text = second.text
     if tokens > max_tokens:
         return None
-    text = (
-        f"{first.text}\n\n{heading}\n\n{second.text}"
-        if heading
-        else (f"{first.text}\n\n{second.text}")
-    )
+    text = "\n\n".join(part for part in (first.text, heading, second_text) if part)
     anchors = first.anchors + tuple(a for a in second.anchors if a not in first.anchors)
-    return _Candidate(first.section, text, tokens, first.mergeable and second.mergeable, anchors)
+    return _Candidate(
+        first.section,
+        text,
+        tokens,
+        first.mergeable and second.mergeable,
+        anchors,
+        first.heading_only and not second_text,
+    )

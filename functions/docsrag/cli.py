@@ -1,4 +1,5 @@
-"""Command line: `python -m docsrag ingest PATH | ask [--json] QUESTION | serve`."""
+"""Command line: `python -m docsrag ingest PATH | ask [--json] QUESTION | serve |
+export-llms-txt OUT_DIR`."""
 
 from __future__ import annotations
 
@@ -179,14 +180,85 @@ def ask(
     if as_json:
         sys.stdout.write(response.model_dump_json() + "\n")
         return
-    out.print(response.answer)
+    from rich.text import Text
+
+    from docsrag.safety import terminal_text
+
+    # Model output and page titles are untrusted: printed as text (no Rich markup, no terminal
+    # escape sequences); the answer itself is already safe Markdown (docsrag.safety).
+    out.print(Text(terminal_text(response.answer)), highlight=False)
     if response.sources:
         out.print()
         out.print("[bold]Sources[/bold]")
         for number, source in enumerate(response.sources, start=1):
-            out.print(f"  [{number}] {source.title} — {source.url}", highlight=False)
+            line = f"  [{number}] {source.title} — {source.url}"
+            out.print(Text(terminal_text(line)), highlight=False)
     if response.mode == "retrieval_only":
         out.print("[dim](retrieval-only answer)[/dim]")
+
+
+@app.command("export-llms-txt")
+def export_llms_txt(
+    out_dir: Annotated[
+        Path,
+        typer.Argument(
+            file_okay=False,
+            help="Folder to write llms.txt and llms-full.txt to (created if missing), e.g. the "
+            "site's build/ folder before it is uploaded.",
+        ),
+    ],
+    mcp_url: Annotated[
+        str | None,
+        typer.Option(
+            "--mcp-url",
+            help="The docsrag API's MCP endpoint (https://API/mcp), named in the files' header.",
+        ),
+    ] = None,
+) -> None:
+    """Write llms.txt and llms-full.txt (llmstxt.org) for the default docs version and locale,
+    from the index, to serve beside the site."""
+    settings = _settings()
+    _configure_logging("WARNING")
+    from urllib.parse import urlsplit
+
+    from docsrag.container import Container
+    from docsrag.llms_txt import LLMS_FULL_TXT, LLMS_TXT, build_llms_full_txt, build_llms_txt
+
+    if mcp_url is not None:
+        parts = urlsplit(mcp_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            err.print(f"[red]error:[/red] --mcp-url must be an http(s) URL, got {mcp_url!r}")
+            raise typer.Exit(2)
+    try:
+        container = Container.build(settings)
+        try:
+            llms = build_llms_txt(container.index, settings, mcp_url=mcp_url)
+            full = build_llms_full_txt(container.index, settings, mcp_url=mcp_url)
+        finally:
+            container.close()
+    except DocsRagError as exc:
+        raise _fail(exc) from exc
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in ((LLMS_TXT, llms), (LLMS_FULL_TXT, full.text)):
+            partial = out_dir / f".{name}.partial"
+            partial.write_text(text, encoding="utf-8", newline="\n")
+            partial.replace(out_dir / name)  # never a half-written file to upload
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot write to {out_dir}: {exc}")
+        raise typer.Exit(1) from exc
+
+    if full.pages == 0:
+        err.print(
+            "[yellow]warning:[/yellow] the index holds no pages: the files list nothing "
+            "(run `docsrag ingest` first)"
+        )
+    out.print(
+        f"wrote {out_dir / LLMS_TXT} ({full.pages} pages) and {out_dir / LLMS_FULL_TXT} "
+        f"({len(full.text.encode()) // 1024} KiB)",
+        highlight=False,
+    )
 
 
 @app.command()

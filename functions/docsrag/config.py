@@ -118,6 +118,8 @@ class Settings(BaseSettings):
 
     # --- Ingest ---------------------------------------------------------------------------------
     max_document_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Chunks indexed per page at most; the rest of a longer page is left out (and reported).
+    max_chunks_per_page: int = Field(default=500, ge=1, le=100_000)
 
     # --- Retrieval ------------------------------------------------------------------------------
     retrieval_top_k: int = Field(default=6, ge=1, le=50)
@@ -128,6 +130,11 @@ class Settings(BaseSettings):
     dense_relevance_floor: float = Field(default=0.30, ge=-1.0, le=1.0)
     sparse_relevance_floor: float = Field(default=0.8, ge=0.0, le=1.0)
     history_turns_for_retrieval: int = Field(default=2, ge=0, le=20)
+
+    # Answers link only to the site itself and to the URLs of their cited sources (off: any
+    # http(s) link the model writes). Raw HTML, other schemes and outside images are always
+    # dropped (docsrag.safety).
+    answer_links_site_only: bool = True
 
     # --- Chat API -------------------------------------------------------------------------------
     max_message_chars: int = Field(default=4000, ge=1, le=100_000)

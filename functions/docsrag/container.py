@@ -3,9 +3,9 @@
 Everything that talks to the network is created here and handed to the domain objects, so tests can
 build a `Container` on a temporary embedded store and the loopback fake model server.
 
-The ChatKit parts (thread store, server, rate limiter) are built on first use: SQLite at
-`CHATKIT_SQLITE_PATH` locally, DynamoDB (one boto3 client, created once) when `THREADS_TABLE` is
-set.
+The ChatKit parts (thread store, server, rate limiter) and the MCP endpoint's rate limiter are
+built on first use: SQLite at `CHATKIT_SQLITE_PATH` and in-memory limits locally, DynamoDB (one
+boto3 client, created once) when `THREADS_TABLE` is set.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class Container:
     _chatkit_store: VisitorScopedStore | None = field(default=None, init=False, repr=False)
     _chatkit_server: DocsChatKitServer | None = field(default=None, init=False, repr=False)
     _rate_limiter: RateLimiter | None = field(default=None, init=False, repr=False)
+    _mcp_rate_limiter: RateLimiter | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.retriever = Retriever(
@@ -143,18 +144,28 @@ class Container:
         return self._chatkit_server
 
     def rate_limiter(self) -> RateLimiter:
+        """Per-visitor limit on ChatKit answers (`VISITOR_RATE_LIMIT_PER_MINUTE`)."""
         if self._rate_limiter is None:
-            s = self.settings
-            limit = s.visitor_rate_limit_per_minute
-            if limit == 0:
-                self._rate_limiter = NoRateLimit()
-            elif s.threads_table:
-                self._rate_limiter = DynamoDBRateLimiter(
-                    client=self.dynamodb_client(), table_name=s.threads_table, limit=limit
-                )
-            else:
-                self._rate_limiter = SlidingWindowRateLimiter(limit=limit)
+            self._rate_limiter = self._limiter(self.settings.visitor_rate_limit_per_minute)
         return self._rate_limiter
+
+    def mcp_rate_limiter(self) -> RateLimiter:
+        """Per-client-IP limit on `/mcp` requests (`MCP_RATE_LIMIT_PER_MINUTE`)."""
+        if self._mcp_rate_limiter is None:
+            self._mcp_rate_limiter = self._limiter(self.settings.mcp_rate_limit_per_minute)
+        return self._mcp_rate_limiter
+
+    def _limiter(self, limit: int) -> RateLimiter:
+        """Off at 0; a DynamoDB counter shared by all containers with THREADS_TABLE; else in
+        this process's memory."""
+        s = self.settings
+        if limit == 0:
+            return NoRateLimit()
+        if s.threads_table:
+            return DynamoDBRateLimiter(
+                client=self.dynamodb_client(), table_name=s.threads_table, limit=limit
+            )
+        return SlidingWindowRateLimiter(limit=limit)
 
     @property
     def search_mode(self) -> str:

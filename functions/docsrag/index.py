@@ -566,6 +566,34 @@ class DocsIndex:
             for record in records
         ]
 
+    def chunks_by_page(self, scope: SearchScope | None = None) -> dict[str, list[Hit]]:
+        """Every chunk inside `scope` (all chunks without one) by page (`source_key`), each
+        page's in reading order; `Hit.score` is 0. One scroll, payloads only: `page_chunks` for
+        a whole part of the site (on the embedded store, each `page_chunks` call reads the whole
+        collection)."""
+        query_filter = scope_filter(scope) if scope is not None else None
+        records: list[models.Record] = []
+        offset: Any = None
+        with self._call("scroll"):
+            while True:
+                page, offset = self._client.scroll(
+                    self.collection,
+                    scroll_filter=query_filter,
+                    limit=SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=[*_HIT_FIELDS, "chunk_index"],
+                    with_vectors=False,
+                )
+                records.extend(page)
+                if offset is None:
+                    break
+        by_page: dict[str, list[Hit]] = {}
+        for record in sorted(records, key=_reading_order):
+            point = models.ScoredPoint(id=record.id, version=0, score=0.0, payload=record.payload)
+            hit = _hit(point, 0.0, {})
+            by_page.setdefault(hit.source_key, []).append(hit)
+        return by_page
+
     # --- search -----------------------------------------------------------------------------------
 
     def search(

@@ -17,6 +17,10 @@ What happens to a page that is already indexed when its new version is bad:
   record); `sync_folder` counts the page as failed, keeps its old chunks, and stops calling the
   embeddings endpoint for the rest of the run.
 Qdrant failures (`IndexUnavailable`) always propagate: nothing sensible can continue.
+
+A page that chunks into more than `MAX_CHUNKS_PER_PAGE` chunks (a generated or pasted 5 MB page)
+is indexed with its first chunks only, so one page cannot cost thousands of embeddings; the
+outcome says so (`PageOutcome.truncated`, `IngestSummary.truncated`) and a warning is logged.
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ logger = logging.getLogger(__name__)
 # 2: chunks record every section they cover (`anchors`). 3: pages record their kind, docs
 # plugin, version and locale (`PageMeta`), so an index built by an earlier release is rewritten
 # (and re-embedded) by its first ingest under this one.
+# (Parser changes that alter some pages' text need no bump: the hash covers each chunk's text, so
+# only the pages whose chunks changed are rewritten. The S3 pipeline re-reads every page after
+# such a change through `s3site.PARSER_REVISION`.)
 PIPELINE_VERSION = "3"
 
 PageStatus = Literal["added", "updated", "unchanged", "skipped", "deleted"]
@@ -63,6 +70,13 @@ class PageOutcome:
     reason: str | None = None
     chunks: int = 0
     embedding_calls: int = 0
+    # Set when the page had more chunks than MAX_CHUNKS_PER_PAGE: what was left out.
+    truncated: str | None = None
+
+
+def max_chunks_per_page(settings: Settings) -> int:
+    """MAX_CHUNKS_PER_PAGE (validated by `Settings`: at least 1)."""
+    return settings.max_chunks_per_page
 
 
 class Ingestor:
@@ -129,6 +143,15 @@ class Ingestor:
             )
         if not chunks:
             return self._not_a_page(source_key, state, "the page has no text")
+        truncated: str | None = None
+        limit = max_chunks_per_page(self._settings)
+        if len(chunks) > limit:
+            truncated = (
+                f"{len(chunks)} chunks, over MAX_CHUNKS_PER_PAGE ({limit}): only the first "
+                f"{limit} are indexed"
+            )
+            logger.warning("truncating %s: %s", source_key, truncated)
+            chunks = chunks[:limit]
 
         content_hash = self.content_hash(chunks)
         embedder = self._embedder
@@ -141,7 +164,7 @@ class Ingestor:
         ):
             if version is not None and version != state.version:
                 self._index.set_version(source_key, version)
-            return PageOutcome(status="unchanged", chunks=state.chunk_count)
+            return PageOutcome(status="unchanged", chunks=state.chunk_count, truncated=truncated)
         if embedder is not None and embedder_down:
             raise EmbeddingError(
                 "not attempted: the embeddings endpoint failed earlier in this run"
@@ -171,7 +194,13 @@ class Ingestor:
             status = "updated"
             reason = None if state.content_hash != content_hash else "dense vectors added"
         logger.info("%s %s: %d chunks, %d embedding calls", status, source_key, written, calls)
-        return PageOutcome(status=status, reason=reason, chunks=written, embedding_calls=calls)
+        return PageOutcome(
+            status=status,
+            reason=reason,
+            chunks=written,
+            embedding_calls=calls,
+            truncated=truncated,
+        )
 
     def _chunks(
         self, source_key: str, data: bytes, *, layout: SourceLayout | None = None
@@ -324,6 +353,8 @@ class Ingestor:
                             exc,
                         )
                     continue
+                if outcome.truncated is not None:
+                    summary.truncated[source_key] = outcome.truncated
                 if outcome.status == "unchanged":
                     summary.unchanged += 1
                     continue

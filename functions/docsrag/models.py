@@ -192,6 +192,8 @@ class IngestSummary:
     embedding_calls: int = 0
     skipped_reasons: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    # Pages indexed only in part (over MAX_CHUNKS_PER_PAGE): key -> what was left out.
+    truncated: dict[str, str] = field(default_factory=dict)
 
 
 def _anchors(anchor: str | None, anchors: tuple[str | None, ...]) -> tuple[str | None, ...]:

@@ -68,6 +68,7 @@ from docsrag.embeddings import DenseEmbedder
 from docsrag.errors import EmbeddingError
 from docsrag.index import DocsIndex
 from docsrag.models import Hit, SparseVector
+from docsrag.safety import recent_turns
 from docsrag.scope import BlogPolicy, ScopeRequest, SearchScope, SiteCatalog, resolve_scope
 from docsrag.sparse import BM25Encoder
 
@@ -86,6 +87,8 @@ _ANAPHORA = re.compile(
     re.IGNORECASE,
 )
 _FOLLOW_UP_MAX_TERMS = 2
+# Most characters of query text (question and follow-up context) sent to the embedding model.
+MAX_QUERY_CHARS = 2000
 
 
 class ChatTurn(Protocol):
@@ -169,7 +172,7 @@ class Retriever:
 
         dense: list[float] | None = None
         if self._embedder is not None:
-            text = "\n".join([*context, question])
+            text = "\n".join([*context, question])[-MAX_QUERY_CHARS:]
             try:
                 dense = await self._embedder.embed_query(text)
             except EmbeddingError as exc:
@@ -225,14 +228,30 @@ class Retriever:
         return bool(hits) and (dense_ok or sparse_ok), coverage, top_dense
 
     def context_turns(self, question: str, history: Sequence[ChatTurn]) -> list[str]:
-        """Recent user turns to add to the query when `question` reads as a follow-up."""
-        wanted = self._settings.history_turns_for_retrieval
+        """Recent user turns to add to the query when `question` reads as a follow-up.
+
+        The history is first cut to the budgets the answerer applies (`max_history_messages`,
+        `max_history_chars`, see `safety.recent_turns`), and the turns kept fit, with the
+        question, in `MAX_QUERY_CHARS` (the most recent turns first)."""
+        s = self._settings
+        wanted = s.history_turns_for_retrieval
         if wanted == 0 or not looks_like_follow_up(question, self._encoder):
             return []
-        user_turns = [turn.content for turn in history if turn.role == "user" and turn.content]
+        recent = recent_turns(
+            history, max_messages=s.max_history_messages, max_chars=s.max_history_chars
+        )
+        user_turns = [content for role, content in recent if role == "user" and content]
         if user_turns and user_turns[-1].strip() == question.strip():
             user_turns = user_turns[:-1]  # the history already ends with this question
-        return user_turns[-wanted:]
+        budget = MAX_QUERY_CHARS - len(question)
+        kept: list[str] = []
+        for turn in reversed(user_turns[-wanted:]):
+            if budget <= 0:
+                break
+            kept.append(turn[-budget:])
+            budget -= len(turn) + 1
+        kept.reverse()
+        return kept
 
     def sparse_query(self, question: str, context: Sequence[str]) -> SparseVector:
         """BM25 query: the question's terms at weight 1, context-only terms at half weight."""

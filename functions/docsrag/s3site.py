@@ -14,6 +14,12 @@ Each page stores the object's ETag plus a fingerprint of the settings that shape
 (pipeline version, embedding model and size, chunk sizes, site URL) as its version. An event for an
 object whose version is already indexed, with dense vectors when there is an embedder, costs one
 HEAD request and nothing else; changing the embedding model or the chunking makes every page stale.
+
+Notifications arrive as S3 event records (S3 -> SQS, the deployed wiring, or S3 -> Lambda), wrapped
+in an SNS envelope (S3 -> SNS -> SQS/Lambda, raw message delivery off), or as EventBridge events
+(`"source": "aws.s3"`, `Object Created` / `Object Deleted`; EventBridge -> SQS or -> Lambda).
+Anything else that is valid JSON but not a change (`s3:TestEvent`, `{}`, another EventBridge
+event) is acknowledged, logged with its reason and counted in the `NotificationsIgnored` metric.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from docsrag.errors import (
     EmbeddingError,
 )
 from docsrag.index import DocsIndex, build_qdrant_client
-from docsrag.ingest import PIPELINE_VERSION
+from docsrag.ingest import PIPELINE_VERSION, max_chunks_per_page
 from docsrag.ingest import Ingestor as DocumentIngestor
 from docsrag.models import IngestSummary
 from docsrag.parsing import classify_key
@@ -49,6 +55,12 @@ logger = logging.getLogger(__name__)
 
 # How often one change is applied again when the object keeps changing under it (see `S3Sync`).
 MAX_SYNC_ROUNDS = 3
+# Bump when parsing or chunking changes the text of some pages (without a PIPELINE_VERSION bump):
+# every page's stored version goes stale, so the next event or reconcile re-reads each page, and
+# only those whose chunks changed are written and embedded again.
+# 2: hidden HTML left out, heading-only sections indexed, MAX_CHUNKS_PER_PAGE.
+PARSER_REVISION = "2"
+_EVENTBRIDGE_TYPES = {"Object Created": "ObjectCreated", "Object Deleted": "ObjectRemoved"}
 
 
 class S3EventError(DocsRagError):
@@ -112,12 +124,14 @@ def event_kind(event: object) -> EventKind:
         raise S3EventError(f"event is a JSON {type(event).__name__}, not an object")
     if event.get("action") == "reconcile":
         return "reconcile"
+    if event.get("source") == "aws.s3" and "detail-type" in event:
+        return "s3"  # an EventBridge rule targeting the function
     records = event.get("Records")
     if isinstance(records, list) and records and isinstance(records[0], Mapping):
-        source = records[0].get("eventSource")
+        source = records[0].get("eventSource") or records[0].get("EventSource")
         if source == "aws:sqs":
             return "sqs"
-        if source == "aws:s3":
+        if source in ("aws:s3", "aws:sns"):
             return "s3"
     keys = sorted(str(key) for key in event)[:5]
     raise S3EventError(
@@ -126,12 +140,28 @@ def event_kind(event: object) -> EventKind:
     )
 
 
-def parse_notification(body: Mapping[str, Any] | str) -> list[ObjectChange]:
-    """Changes in an S3 notification (the SQS message body, or a direct S3 Lambda event).
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What one message or event holds: its changes, or why it holds none (`ignored`)."""
 
-    `s3:TestEvent` messages and bodies without `Records` give no changes. Keys arrive URL-encoded
-    (`+` for space, `%2B` for plus, and some senders encode `/`): every key is decoded here.
-    Anything else that is not an S3 notification raises `S3EventError`.
+    changes: list[ObjectChange]
+    ignored: str | None = None
+
+
+def parse_notification(body: Mapping[str, Any] | str) -> list[ObjectChange]:
+    """Changes in an S3 notification (see `read_notification`)."""
+    return read_notification(body).changes
+
+
+def read_notification(body: Mapping[str, Any] | str, *, _depth: int = 0) -> Notification:
+    """Changes in an S3 notification: the SQS message body, or a direct Lambda event.
+
+    Accepted: S3 event records, the same in an SNS envelope (an SNS message, or SNS records of a
+    direct Lambda event), and EventBridge `Object Created` / `Object Deleted` events. Keys
+    arrive URL-encoded (`+` for space, `%2B` for plus, and some senders encode `/`): every key
+    is decoded here. `s3:TestEvent` messages, bodies without records and other EventBridge
+    events give no changes and say why (`ignored`). What is not JSON, or has a wrong shape,
+    raises `S3EventError`.
     """
     if isinstance(body, str):
         try:
@@ -141,12 +171,33 @@ def parse_notification(body: Mapping[str, Any] | str) -> list[ObjectChange]:
     if not isinstance(body, Mapping):
         raise S3EventError(f"message body is a JSON {type(body).__name__}, not an object")
     if body.get("Event") == "s3:TestEvent":
-        return []
+        return Notification([], "s3:TestEvent")
+    if body.get("Type") == "Notification" and isinstance(body.get("Message"), str):
+        if _depth > 2:
+            raise S3EventError("SNS envelopes nested too deep")
+        return read_notification(body["Message"], _depth=_depth + 1)
+    if body.get("source") == "aws.s3" and "detail-type" in body:
+        return _eventbridge_change(body)
     records = body.get("Records")
     if records is None:
-        return []
+        keys = sorted(str(key) for key in body)[:5]
+        return Notification([], f"not an S3 notification (no Records; keys: {keys})")
     if not isinstance(records, list):
         raise S3EventError("'Records' is not a list")
+    if not records:
+        return Notification([], "no records")
+    if all(isinstance(raw, Mapping) and isinstance(raw.get("Sns"), Mapping) for raw in records):
+        changes: list[ObjectChange] = []
+        reasons: list[str] = []
+        for raw in records:
+            message = raw["Sns"].get("Message")
+            if not isinstance(message, str) or _depth > 2:
+                raise S3EventError("SNS record without a message")
+            inner = read_notification(message, _depth=_depth + 1)
+            changes.extend(inner.changes)
+            if inner.ignored:
+                reasons.append(inner.ignored)
+        return Notification(changes, None if changes else "; ".join(reasons) or "no records")
     changes = []
     for raw in records:
         try:
@@ -167,7 +218,38 @@ def parse_notification(body: Mapping[str, Any] | str) -> list[ObjectChange]:
                 size=record.s3.object.size,
             )
         )
-    return changes
+    return Notification(changes)
+
+
+def _eventbridge_change(event: Mapping[str, Any]) -> Notification:
+    """An EventBridge S3 event: `Object Created` / `Object Deleted` is one change."""
+    detail_type = str(event.get("detail-type"))
+    kind = _EVENTBRIDGE_TYPES.get(detail_type)
+    if kind is None:
+        return Notification([], f"EventBridge event {detail_type!r} is not a create or delete")
+    detail = event.get("detail")
+    bucket = detail.get("bucket") if isinstance(detail, Mapping) else None
+    obj = detail.get("object") if isinstance(detail, Mapping) else None
+    if not (isinstance(bucket, Mapping) and isinstance(obj, Mapping)):
+        raise S3EventError("EventBridge S3 event without detail.bucket and detail.object")
+    name, key = bucket.get("name"), obj.get("key")
+    if not isinstance(name, str) or not isinstance(key, str):
+        raise S3EventError("EventBridge S3 event without a bucket name and object key")
+    size = obj.get("size")
+    reason = detail.get("reason") or detail.get("deletion-type") or ""  # type: ignore[union-attr]
+    return Notification(
+        [
+            ObjectChange(
+                bucket=name,
+                key=unquote_plus(key),
+                event_name=f"{kind}:{reason}" if reason else kind,
+                removed=kind == "ObjectRemoved",
+                sequencer=obj.get("sequencer"),
+                etag=obj.get("etag"),
+                size=size if isinstance(size, int) else None,
+            )
+        ]
+    )
 
 
 # --- Bucket access ------------------------------------------------------------------------------
@@ -275,6 +357,7 @@ class ChangeResult:
     reason: str | None = None
     chunks: int = 0
     embedding_calls: int = 0
+    truncated: str | None = None  # over MAX_CHUNKS_PER_PAGE: what was left out
 
 
 class Ingestor(Protocol):
@@ -300,6 +383,8 @@ def pipeline_fingerprint(settings: Settings) -> str:
         f"site={settings.site_url}",
         f"route={settings.docs_route_base_path}",
         f"locale={settings.default_locale}",
+        f"parser={PARSER_REVISION}",
+        f"max_chunks={max_chunks_per_page(settings)}",
     )
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
@@ -434,6 +519,7 @@ class S3Sync:
             outcome.reason,
             chunks=outcome.chunks,
             embedding_calls=outcome.embedding_calls,
+            truncated=getattr(outcome, "truncated", None),
         )
         changed_index = outcome.status in ("added", "updated", "deleted")
         return _Step(result, changed_index, fetched.etag)
@@ -443,7 +529,9 @@ class S3Sync:
         (the message is retried, then kept in the dead-letter queue); unreadable objects are
         skipped with a logged reason."""
         results = []
-        for change in parse_notification(body):
+        notification = read_notification(body)
+        _record_ignored(notification)
+        for change in notification.changes:
             result = self.apply(change)
             _record(result, change)
             results.append(result)
@@ -452,7 +540,9 @@ class S3Sync:
     def apply_direct(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Apply a direct S3 notification event; returns a summary for the invoker."""
         summary = IngestSummary()
-        for change in parse_notification(event):
+        notification = read_notification(event)
+        _record_ignored(notification)
+        for change in notification.changes:
             result = self.apply(change)
             _record(result, change)
             _count(summary, result)
@@ -468,6 +558,7 @@ class S3Sync:
             telemetry.count(f"Pages{status.capitalize()}", getattr(summary, status))
         telemetry.count("ChunksWritten", summary.chunks_written)
         telemetry.count("EmbeddingCalls", summary.embedding_calls)
+        telemetry.count("PagesTruncated", len(summary.truncated))
         logger.info("reconciled", extra={"bucket": bucket, "summary": asdict(summary)})
         return {"bucket": bucket, **asdict(summary)}
 
@@ -534,15 +625,27 @@ def _record(result: ChangeResult, change: ObjectChange) -> None:
         telemetry.count(f"Pages{result.status.capitalize()}")
         telemetry.count("ChunksWritten", result.chunks)
         telemetry.count("EmbeddingCalls", result.embedding_calls)
-    logger.info(
-        "s3 change applied",
-        extra={
-            "key": result.key,
-            "event": change.event_name,
-            "status": result.status,
-            "reason": result.reason,
-        },
-    )
+    extra = {
+        "key": result.key,
+        "event": change.event_name,
+        "status": result.status,
+        "reason": result.reason,
+    }
+    if result.truncated is not None:
+        telemetry.count("PagesTruncated")
+        logger.warning("page truncated", extra={**extra, "truncated": result.truncated})
+    logger.info("s3 change applied", extra={**extra, "truncated": result.truncated})
+
+
+def _record_ignored(notification: Notification) -> None:
+    """Log and count a message or event that holds no change (acknowledged all the same)."""
+    if notification.ignored is None:
+        return
+    telemetry.count("NotificationsIgnored")
+    if notification.ignored == "s3:TestEvent":
+        logger.info("notification ignored", extra={"reason": notification.ignored})
+    else:
+        logger.warning("notification ignored", extra={"reason": notification.ignored})
 
 
 def build_s3_sync(*, settings: Settings, s3: S3Client) -> S3Sync:
@@ -569,5 +672,7 @@ def _count(summary: IngestSummary, result: ChangeResult) -> None:
         setattr(summary, result.status, getattr(summary, result.status) + 1)
     if result.status == "skipped" and result.reason:
         summary.skipped_reasons[result.key] = result.reason
+    if result.truncated is not None:
+        summary.truncated[result.key] = result.truncated
     summary.chunks_written += result.chunks
     summary.embedding_calls += result.embedding_calls

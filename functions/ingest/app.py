@@ -6,6 +6,10 @@ Accepts, in one handler:
   fails (is retried, then kept in the dead-letter queue) when its body is not an S3 notification
   or a transient error stops it (S3, Qdrant, embeddings); a document that cannot be indexed
   (binary, over MAX_DOCUMENT_BYTES, unparseable) is skipped with a logged reason and acknowledged;
+- the same S3 notifications inside SNS envelopes, and EventBridge `Object Created` /
+  `Object Deleted` events, in SQS bodies or as direct events; a body that holds no change
+  (`s3:TestEvent`, `{}`, another EventBridge event) is acknowledged, logged with its reason and
+  counted (`NotificationsIgnored`);
 - direct S3 notification events (`sam local invoke`, or S3 wired straight to Lambda);
 - `{"action": "reconcile"}`: a full sync of the bucket (first deploy, repairing drift).
 """

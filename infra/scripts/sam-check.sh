@@ -117,6 +117,7 @@ PY
 
 common=(aws_lambda_powertools aws_xray_sdk boto3 httpx markdown_it openai pydantic
   pydantic_settings Stemmer frontmatter qdrant_client selectolax.lexbor tenacity docsrag.config)
-import_check Chat chat.app "${common[@]}" fastapi mangum agents chatkit || status=1
+import_check Chat chat.app "${common[@]}" fastapi mangum agents chatkit mcp.server.mcpserver \
+  docsrag.mcp_server || status=1
 import_check Ingest ingest.app "${common[@]}" || status=1
 exit "$status"

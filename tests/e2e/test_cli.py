@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import SAMPLE_DOCS
+from tests.llmstxt import parse_llms_full_txt, parse_llms_txt
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -79,6 +80,36 @@ def test_invalid_setting_stops_with_the_variable_named(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "QDRANT_URL" in result.stderr
+
+
+def test_export_llms_txt_writes_both_files_from_the_index(tmp_path: Path) -> None:
+    assert _docsrag(tmp_path, "ingest", str(SAMPLE_DOCS)).returncode == 0
+    out = tmp_path / "build" / "nested"
+    result = _docsrag(
+        tmp_path, "export-llms-txt", str(out), "--mcp-url", "https://api.example.org/mcp"
+    )
+    assert result.returncode == 0, result.stderr
+
+    listing = parse_llms_txt((out / "llms.txt").read_text(encoding="utf-8"))
+    assert "https://api.example.org/mcp" in listing.details[0]
+    urls = [link.url for link in listing.links]
+    assert len(urls) >= 10 and all(url.startswith("http://localhost:3000/docs") for url in urls)
+    assert "http://localhost:3000/docs/deployment/aws-sam" in urls
+    _, pages = parse_llms_full_txt((out / "llms-full.txt").read_text(encoding="utf-8"))
+    assert [page.source for page in pages] == urls
+    assert f"({len(urls)} pages)" in result.stdout
+    assert sorted(path.name for path in out.iterdir()) == ["llms-full.txt", "llms.txt"]
+
+
+def test_export_llms_txt_errors_exit_like_the_other_commands(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    not_a_folder = _docsrag(tmp_path, "export-llms-txt", str(tmp_path / "a-file"))
+    assert not_a_folder.returncode == 2 and "is a file" in not_a_folder.stderr
+    bad_url = _docsrag(tmp_path, "export-llms-txt", "out", "--mcp-url", "nope")
+    assert bad_url.returncode == 2 and "--mcp-url" in bad_url.stderr
+    empty = _docsrag(tmp_path, "export-llms-txt", "out")
+    assert empty.returncode == 0 and "no pages" in empty.stderr
+    assert parse_llms_txt((tmp_path / "out" / "llms.txt").read_text()).sections == {}
 
 
 def _free_port() -> int:

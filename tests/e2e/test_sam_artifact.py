@@ -45,6 +45,7 @@ EVENTS_BUCKET = "docsrag-docs-123456789012-1a2b3c4d"  # the bucket the sample ev
 SITE_URL = "https://docs.example.org"
 DIMENSIONS = 256
 INVOKE_TIMEOUT_SECONDS = 180
+MCP_TOKEN = "sam-artifact-mcp-bearer-token-0123456789"
 
 Function = Literal["Chat", "Ingest"]
 HANDLERS: dict[Function, str] = {"Chat": "chat.app.handler", "Ingest": "ingest.app.handler"}
@@ -284,6 +285,7 @@ def secret_arns(aws_endpoint: str, fake_openai_server: FakeOpenAI) -> dict[str, 
     values = {
         "OPENROUTER_API_KEY_SECRET": ("docsrag/openrouter-api-key", fake_openai_server.api_key),
         "VISITOR_TOKEN_KEYS_SECRET": ("docsrag/visitor-token-key", "k" * 48),
+        "MCP_BEARER_TOKEN_SECRET": ("docsrag/mcp-bearer-token", MCP_TOKEN),
     }
     return {
         variable: secrets.create_secret(Name=name, SecretString=value)["ARN"]
@@ -527,3 +529,43 @@ def test_chat_handler_answers_from_the_index_the_ingest_handler_built(
         assert body["sources"]
         assert all(source["url"].startswith(f"{SITE_URL}/docs/") for source in body["sources"])
         assert any("/docs/deployment/" in source["url"] for source in body["sources"])
+
+    # GIVEN a new, cold chat container with the MCP bearer token in Secrets Manager
+    with LambdaProcess(
+        python=python312,
+        function="Chat",
+        env=chat_env
+        | {
+            "MCP_ENABLED": "true",
+            "MCP_BEARER_TOKEN_SECRET": secret_arns["MCP_BEARER_TOKEN_SECRET"],
+        },
+        log=tmp_path / "chat-mcp.log",
+    ) as cold:
+        # WHEN its first invocation ever is the sample MCP tools/call, with the token
+        event = load_event("mcp_http_api_v2.json")
+        event["headers"]["authorization"] = f"Bearer {MCP_TOKEN}"
+        found = cold.invoke(event)
+        # THEN search_docs answers with sections of the indexed docs, as JSON
+        assert found["statusCode"] == 200, found
+        assert found["headers"]["content-type"] == "application/json"
+        result = json.loads(found["body"])["result"]
+        assert result["isError"] is False
+        urls = [section["url"] for section in result["structuredContent"]["results"]]
+        assert 1 <= len(urls) <= 3
+        assert any("/docs/deployment/aws-sam" in url for url in urls)
+
+        # AND tools/list works on the same warm container, names and all
+        listed_event = load_event("mcp_http_api_v2.json")
+        listed_event["body"] = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        listed_event["headers"]["content-length"] = str(len(listed_event["body"]))
+        listed_event["headers"]["authorization"] = f"Bearer {MCP_TOKEN}"
+        listed = cold.invoke(listed_event)
+        assert listed["statusCode"] == 200, listed
+        tools = json.loads(listed["body"])["result"]["tools"]
+        assert [tool["name"] for tool in tools] == ["search_docs", "read_page", "ask_docs"]
+
+        # AND without the token the request is refused before the MCP SDK sees it
+        refused = cold.invoke(load_event("mcp_http_api_v2.json"))
+        assert refused["statusCode"] == 401
+        assert json.loads(refused["body"])["error"]["code"] == "unauthorized"
+        assert MCP_TOKEN not in cold.log_tail(lines=10_000)

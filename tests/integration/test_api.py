@@ -242,6 +242,9 @@ def test_unreachable_qdrant_answers_503_and_recovers_nothing_half_done(tmp_path:
     assert "try again" in chat.json()["error"]["message"].lower()
     assert health.status_code == 503
     assert health.json()["status"] == "unavailable"
+    # anonymous callers get a stable code, never the internal error text (host, port, cause)
+    assert health.json()["index"] == {"collection": "docs", "code": "index_unavailable"}
+    assert "127.0.0.1" not in health.text and "9" not in health.json()["index"].values()
 
 
 def test_unknown_version_or_locale_is_a_422_listing_the_valid_ones(
@@ -280,3 +283,41 @@ def test_an_oversized_page_url_is_rejected_clearly(keyless_client: TestClient) -
     )
     assert response.status_code == 422
     assert "page_url" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nowhere", 404, "not_found"),
+        ("GET", "/chat", 405, "method_not_allowed"),
+        ("DELETE", "/health", 405, "method_not_allowed"),
+    ],
+)
+def test_every_error_has_the_one_shape(
+    keyless_client: TestClient, method: str, path: str, status: int, code: str
+) -> None:
+    response = keyless_client.request(method, path)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert "detail" not in response.json()
+
+
+def test_a_body_that_is_not_utf8_json_gets_the_error_shape(keyless_client: TestClient) -> None:
+    response = keyless_client.post(
+        "/chat", content=b'{"message": "\xff\xfe"}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in {"invalid_json", "invalid_request"}
+    assert response.json()["error"]["request_id"]
+
+
+def test_a_wrong_content_type_says_so(keyless_client: TestClient) -> None:
+    response = keyless_client.post(
+        "/chat", content=b'{"message": "hi"}', headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 415
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert "application/json" in error["message"] and "text/plain" in error["message"]

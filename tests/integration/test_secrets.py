@@ -181,3 +181,20 @@ def test_no_secret_value_is_ever_logged(
     logged = caplog.text + " ".join(str(vars(record)) for record in caplog.records)
     for value in (OPENROUTER_KEY, QDRANT_KEY, *TOKEN_KEYS.split(",")):
         assert value not in logged
+
+
+def test_the_mcp_bearer_token_comes_from_its_secret(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="docsrag")
+    caplog.set_level(logging.DEBUG, logger="aws_lambda_powertools")
+    token = "mcp-bearer-token-from-secrets-manager-0123"
+    arn = aws["secrets"].create_secret(Name="docsrag/mcp-token", SecretString=token)["ARN"]
+    monkeypatch.setenv("MCP_BEARER_TOKEN_SECRET", arn)
+
+    settings = lambda_settings()
+
+    assert settings.mcp_bearer_token is not None
+    assert settings.mcp_bearer_token.get_secret_value() == token
+    assert token not in repr(settings)
+    assert token not in caplog.text

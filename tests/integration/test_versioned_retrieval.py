@@ -375,3 +375,12 @@ def test_a_page_reads_back_in_order(site: Site) -> None:
     assert [hit.anchor for hit in hits] == [None, "embedded-store", "cors"]
     assert "QDRANT_LOCAL_PATH" in hits[1].text
     assert site.index.page_chunks("/docs/nowhere") == []
+
+
+def test_the_chunks_of_a_scope_read_back_by_page_in_order(site: Site) -> None:
+    scope = SearchScope(version="1.1", locales=("en",), blog=BlogPolicy.WITH_DOCS)
+    by_page = site.index.chunks_by_page(scope)
+    assert set(by_page) == {page.source_key for page in site.index.pages(scope)}
+    for page in site.index.pages(scope):
+        assert by_page[page.source_key] == site.index.page_chunks(page.path)
+    assert len(site.index.chunks_by_page()) == len(site.index.pages())

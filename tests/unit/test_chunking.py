@@ -113,7 +113,9 @@ def test_each_section_that_fits_is_one_chunk_with_its_citation_data() -> None:
 
 def test_page_without_text_gives_no_chunks_and_empty_headings_are_dropped() -> None:
     assert chunk(page()) == []
-    assert chunk(page(section("Empty", ("text", "  \n")))) == []
+    # a heading with nothing under it and no subsections: its heading is its text
+    (only,) = chunk(page(section("Empty", ("text", "  \n"))))
+    assert only.text == "Empty"
     # a heading directly followed by a sub-heading: the child carries it in heading_path
     parent = section("Parent")
     child = section("Child", ("text", prose(60)), level=3, path=("Parent", "Child"))
@@ -393,8 +395,15 @@ def test_chunking_invariants(p: ParsedPage, chunk_sizes: dict[str, int]) -> None
     anchors = {s.anchor for s in p.sections}
     assert all(c.anchor in anchors and c.anchors[0] == c.anchor for c in chunks)
 
-    # every section with text is covered, and the covered anchors follow the page order
-    with_text = [s.anchor for s in p.sections if any(b.text.strip() for b in s.blocks)]
+    # every section with text is covered, and so is a heading with nothing under it and no
+    # subsections (its heading is its text); the covered anchors follow the page order
+    sections = p.sections
+    with_text = [
+        s.anchor
+        for n, s in enumerate(sections)
+        if any(b.text.strip() for b in s.blocks)
+        or (s.heading.strip() and (n + 1 == len(sections) or sections[n + 1].level <= s.level))
+    ]
     covered = [a for c in chunks for a in c.anchors]
     assert set(covered) == set(with_text)
     order = {anchor: position for position, anchor in enumerate(with_text)}

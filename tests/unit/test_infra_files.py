@@ -247,6 +247,23 @@ def test_ingest_layer_leaves_out_the_web_stack_and_no_layer_ships_dev_tools() ->
 
 
 SECRET_PARAMETERS = {"OpenRouterApiKeySecretArn", "QdrantApiKeySecretArn", "VisitorTokenSecretArn"}
+# Secrets a stack may go without: the parameter defaults to "" and a condition leaves them out.
+OPTIONAL_SECRET_PARAMETERS = {"McpBearerTokenSecretArn": "HasMcpBearerToken"}
+
+
+def secret_parameter(value: Any) -> str | None:
+    """The secret ARN parameter a value names: `!Ref P`, or `!If [HasP, !Ref P, !Ref NoValue]`
+    for an optional secret; None for anything else."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return value["Ref"] if value["Ref"] in SECRET_PARAMETERS else None
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        condition, then, otherwise = value["Fn::If"]
+        name = then.get("Ref") if isinstance(then, dict) else None
+        if OPTIONAL_SECRET_PARAMETERS.get(name) == condition and otherwise == {
+            "Ref": "AWS::NoValue"
+        }:
+            return str(name)
+    return None
 
 
 def test_secret_parameters_are_no_echo_arns_without_defaults(template: dict[str, Any]) -> None:
@@ -260,6 +277,23 @@ def test_secret_parameters_are_no_echo_arns_without_defaults(template: dict[str,
         assert not re.fullmatch(pattern, "sk-or-v1-0123456789abcdef"), "a key pasted as the ARN"
 
 
+def test_the_optional_mcp_token_secret_is_a_no_echo_arn_or_empty(
+    template: dict[str, Any],
+) -> None:
+    for name, condition in OPTIONAL_SECRET_PARAMETERS.items():
+        param = template["Parameters"][name]
+        assert param["NoEcho"] is True
+        assert param["Default"] == ""
+        pattern = param["AllowedPattern"]
+        assert re.fullmatch(pattern, "")
+        arn = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:docsrag/mcp-token-AbC123"
+        assert re.fullmatch(pattern, arn)
+        assert not re.fullmatch(pattern, "mcp-bearer-token-pasted-as-the-arn")
+        assert template["Conditions"][condition] == {
+            "Fn::Not": [{"Fn::Equals": [{"Ref": name}, ""]}]
+        }
+
+
 def test_every_environment_variable_is_a_setting_or_names_the_secret_of_one(
     template: dict[str, Any],
 ) -> None:
@@ -271,7 +305,7 @@ def test_every_environment_variable_is_a_setting_or_names_the_secret_of_one(
             if variable.endswith("_SECRET"):
                 # X_SECRET names the Secrets Manager secret holding setting X; never the value
                 assert variable.removesuffix("_SECRET").lower() in fields, variable
-                assert value in [{"Ref": name} for name in SECRET_PARAMETERS], variable
+                assert secret_parameter(value) is not None, variable
                 continue
             assert variable.lower() in fields, f"{function}: {variable} is no setting"
             assert not variable.lower().endswith(("api_key", "keys")), f"{variable} is a secret"
@@ -280,16 +314,17 @@ def test_every_environment_variable_is_a_setting_or_names_the_secret_of_one(
 def test_each_function_may_read_exactly_the_secrets_it_is_given(template: dict[str, Any]) -> None:
     for function in ("ChatFunction", "IngestFunction"):
         given = {
-            value["Ref"]
+            secret_parameter(value)
             for variable, value in function_env(template, function).items()
             if variable.endswith("_SECRET")
         }
         readable = {
-            resource["Ref"]
+            secret_parameter(resource)
             for statement in inline_statements(template, function)
             if statement["Action"] == "secretsmanager:GetSecretValue"
             for resource in statement["Resource"]
         }
+        assert None not in given and None not in readable
         assert readable == given
     assert "VisitorTokenSecretArn" not in {
         value.get("Ref")
@@ -380,6 +415,11 @@ def test_chat_routes_are_throttled_and_served_by_the_snapstart_alias(
         ("GET", "/health"),
         ("POST", "/chatkit"),
         ("POST", "/session"),
+        ("GET", "/llms.txt"),
+        ("GET", "/llms-full.txt"),
+        ("POST", "/mcp"),
+        ("GET", "/mcp"),  # answered 405 by the function, as Streamable HTTP asks
+        ("DELETE", "/mcp"),
     }
     for event in props["Events"].values():
         assert event["Properties"]["ApiId"] == {"Ref": "ChatApi"}
@@ -391,6 +431,58 @@ def test_chat_routes_are_throttled_and_served_by_the_snapstart_alias(
     assert props["AutoPublishAlias"] == "live"
     assert props["SnapStart"] == {"ApplyOn": {"Ref": "SnapStartApplyOn"}}
     assert template["Parameters"]["SnapStartApplyOn"]["Default"] == "PublishedVersions"
+
+
+def test_the_mcp_endpoint_is_routed_switchable_and_reachable_from_browsers(
+    template: dict[str, Any],
+) -> None:
+    from docsrag.mcp_server import MCP_CORS_HEADERS, MCP_METHODS, MCP_PATH
+
+    events = template["Resources"]["ChatFunction"]["Properties"]["Events"].values()
+    mcp_methods = {
+        event["Properties"]["Method"]
+        for event in events
+        if event["Type"] == "HttpApi" and event["Properties"]["Path"] == MCP_PATH
+    }
+    assert mcp_methods == set(MCP_METHODS)  # the methods the app routes (GET, DELETE: 405)
+    enabled = template["Parameters"]["McpEnabled"]
+    assert enabled["Default"] == "true" and enabled["AllowedValues"] == ["true", "false"]
+    env = function_env(template, "ChatFunction")
+    assert env["MCP_ENABLED"] == {"Ref": "McpEnabled"}
+    assert env["MCP_BEARER_TOKEN_SECRET"] == {
+        "Fn::If": [
+            "HasMcpBearerToken",
+            {"Ref": "McpBearerTokenSecretArn"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert "MCP_ENABLED" not in function_env(template, "IngestFunction")
+    cors = template["Resources"]["ChatApi"]["Properties"]["CorsConfiguration"]
+    assert set(MCP_CORS_HEADERS) <= set(cors["AllowHeaders"])
+    assert "authorization" in cors["AllowHeaders"]
+    assert template["Outputs"]["McpUrl"]["Value"]["Fn::Sub"].endswith("/mcp")
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = {name for group in groups for name in group["Parameters"]}
+    assert {"McpEnabled", "McpBearerTokenSecretArn"} <= grouped
+
+
+def test_the_llms_txt_routes_of_the_app_are_routed_to_the_chat_function(
+    template: dict[str, Any],
+) -> None:
+    from docsrag.llms_routes import llms_txt_router
+
+    def no_container() -> Any:
+        raise AssertionError("routes are only listed here")
+
+    served = {
+        (method, route.path)
+        for route in llms_txt_router(container=no_container).routes
+        for method in getattr(route, "methods", ())
+    }
+    events = template["Resources"]["ChatFunction"]["Properties"]["Events"].values()
+    routed = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events}
+    assert served == {("GET", "/llms.txt"), ("GET", "/llms-full.txt")}
+    assert served <= routed
 
 
 def test_threads_table_matches_the_dynamodb_store(template: dict[str, Any]) -> None:
@@ -522,6 +614,7 @@ def test_every_event_file_is_json_with_a_known_shape() -> None:
     assert names >= {
         "chat_http_api_v2.json",
         "health_http_api_v2.json",
+        "mcp_http_api_v2.json",
         "sqs_s3_put.json",
         "sqs_s3_delete.json",
         "sqs_s3_test_event.json",
@@ -586,6 +679,17 @@ def test_http_events_hit_routes_the_api_declares_from_an_allowed_origin(
     chat = load_event("chat_http_api_v2.json")
     assert chat["headers"]["content-type"] == "application/json"
     assert json.loads(chat["body"])["message"]
+    # an MCP client's tools/call, as a coding assistant posts it (no Origin: not a browser)
+    mcp = load_event("mcp_http_api_v2.json")
+    assert mcp["routeKey"] in routes
+    assert mcp["headers"]["content-type"] == "application/json"
+    assert {"application/json", "text/event-stream"} <= {
+        part.strip() for part in mcp["headers"]["accept"].split(",")
+    }
+    assert int(mcp["headers"]["content-length"]) == len(mcp["body"].encode())
+    message = json.loads(mcp["body"])
+    assert message["jsonrpc"] == "2.0" and message["method"] == "tools/call"
+    assert message["params"]["name"] == "search_docs"
     assert load_event("reconcile.json") == {"action": "reconcile"}
 
 
@@ -675,3 +779,24 @@ def test_upload_workflow_builds_the_site_and_syncs_it_with_oidc_credentials() ->
     for step in steps:
         if "uses" in step:
             assert re.search(r"@v\d+", step["uses"]), f"{step['uses']} is not pinned to a version"
+
+
+def test_upload_workflow_may_publish_llms_txt_exported_from_this_build() -> None:
+    workflow = yaml.safe_load((ROOT / "infra/ci/upload-docs.yml").read_text(encoding="utf-8"))
+    steps = workflow["jobs"]["upload"]["steps"]
+    names = [step.get("name", step.get("uses", "")) for step in steps]
+    publish = steps[names.index("Publish llms.txt and llms-full.txt beside the site")]
+    assert names.index("Sync build/ to the docs bucket") < names.index(publish["name"])
+    assert publish["if"] == "vars.DOCSRAG_SITE_BUCKET != ''"  # skipped unless configured
+    script = publish["run"]
+    assert "${{" not in script, "variables reach the script through env, never inline"
+    ingest = script.index("docsrag ingest build/")
+    assert ingest < script.index('docsrag export-llms-txt "${RUNNER_TEMP}/llms-txt"')
+    assert 'aws s3 cp "${RUNNER_TEMP}/llms-txt/${name}" "s3://${SITE_BUCKET}/${name}"' in script
+    assert '--content-type "text/plain; charset=utf-8"' in script
+    env = publish["env"]
+    assert env["QDRANT_PATH"].startswith("${{ runner.temp }}/")  # a scratch index, not the stack's
+    assert "QDRANT_URL" not in env and "OPENROUTER_API_KEY" not in env
+    assert "||" in env["SITE_TITLE"]  # SITE_TITLE may not be blank
+    python = steps[names.index(publish["name"]) - 1]
+    assert python["uses"].startswith("actions/setup-python@") and python["if"] == publish["if"]

@@ -24,6 +24,7 @@ SECRET_SETTINGS: dict[str, int] = {
     "OPENROUTER_API_KEY": 300,
     "QDRANT_API_KEY": 300,
     "VISITOR_TOKEN_KEYS": 300,
+    "MCP_BEARER_TOKEN": 300,
 }
 
 _SSM_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:")

@@ -93,6 +93,7 @@ from docsrag.config import Settings
 from docsrag.errors import DocsRagError, IndexUnavailable, LLMUnavailable
 from docsrag.models import Hit
 from docsrag.retrieval import Retriever
+from docsrag.safety import SafeStream
 from docsrag.scope import ScopeRequest
 from docsrag.service import snippet, source_title
 
@@ -255,7 +256,8 @@ class _Turn:
     created_at: datetime | None = None
     renumberer: CitationRenumberer | None = None
     parts: list[str] = field(default_factory=list)  # all renumbered text so far
-    unsent: str = ""  # the end of `parts` not yet sent (coalescing)
+    safe: SafeStream | None = None  # what of it may be shown (see `docsrag.safety`)
+    unsent: int = 0  # characters renumbered since the last send attempt (coalescing)
     last_sent: float = 0.0
     content_added: bool = False
     open_workflow: WorkflowItem | None = None
@@ -265,30 +267,36 @@ class _Turn:
     version_label: str | None = None  # how answers name the docs version (see docsrag.scope)
 
     def feed(self, delta: str) -> str:
-        """The text to send now for a model delta ("" while coalescing)."""
-        assert self.renumberer is not None
+        """The text to send now for a model delta ("" while coalescing or holding back)."""
+        assert self.renumberer is not None and self.safe is not None
         shown = self.renumberer.feed(delta)
         if shown:
             self.parts.append(shown)
-            self.unsent += shown
+            self.safe.push(shown)
+            self.unsent += len(shown)
         now = time.perf_counter()
         if self.unsent and (
-            len(self.unsent) >= COALESCE_CHARS or now - self.last_sent >= COALESCE_SECONDS
+            self.unsent >= COALESCE_CHARS or now - self.last_sent >= COALESCE_SECONDS
         ):
-            ready, self.unsent, self.last_sent = self.unsent, "", now
-            return ready
+            self.unsent, self.last_sent = 0, now
+            return self.safe.take()  # "" when the end may still become a link or a tag
         return ""
 
     def flush(self) -> str:
-        """The text still to send: what coalescing held and what the renumberer held."""
+        """The text still to send: what coalescing and the safety check held, and what the
+        renumberer held ("" when the stream stalled: the final content replaces it)."""
         tail = self.renumberer.finish() if self.renumberer is not None else ""
         if tail:
             self.parts.append(tail)
-        ready, self.unsent = self.unsent + tail, ""
-        return ready
+        self.unsent = 0
+        if self.safe is None:
+            return ""
+        self.safe.push(tail)
+        return self.safe.finish()
 
     @property
     def streamed_text(self) -> str:
+        """Everything the model said, renumbered (not yet made safe)."""
         return "".join(self.parts)
 
 
@@ -533,7 +541,8 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
             turn.item_id = self._store.generate_item_id("message", thread, context)
             turn.created_at = event.item.created_at
             turn.renumberer = CitationRenumberer(len(turn.hits))
-            turn.parts, turn.unsent, turn.last_sent = [], "", 0.0
+            turn.safe = SafeStream(self._answerer.output_policy(turn.hits))
+            turn.parts, turn.unsent, turn.last_sent = [], 0, 0.0
             turn.content_added = False
             item = event.item.model_copy(update={"id": turn.item_id, "content": []})
             return [ThreadItemAddedEvent(item=item)]
@@ -603,6 +612,12 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
             yield event
         cited = turn.renumberer.cited if turn.renumberer else []
         sources = [turn.hits[number - 1] for number in cited] or turn.hits
+        # The final content replaces the streamed text in the widget: it is the whole answer,
+        # made safe for the sources it cites.
+        text = self._answerer.safe_text(text, sources)
+        if not text.strip():
+            logger.warning("model %s returned nothing safe to show", self._settings.chat_model)
+            return  # `_answer` falls back (empty output) with the same message id
         annotations = citation_annotations(text, sources, settings=self._settings)
         async for event in self._finish(
             thread, context, turn, text=text, annotations=annotations, mode="llm"
@@ -671,9 +686,11 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         never stays unanswered in the thread."""
         turn.flush()
         text = turn.streamed_text
+        cited = turn.renumberer.cited if turn.renumberer else []
+        sources = [turn.hits[number - 1] for number in cited] or turn.hits
         if text.strip():
-            cited = turn.renumberer.cited if turn.renumberer else []
-            sources = [turn.hits[number - 1] for number in cited] or turn.hits
+            text = self._answerer.safe_text(text, sources)
+        if text.strip():
             annotations = citation_annotations(text, sources, settings=self._settings)
         elif turn.hits:
             answer = self._answerer.fallback(hits=turn.hits, reason="interrupted")

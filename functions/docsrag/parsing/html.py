@@ -48,6 +48,18 @@ writes), noindex pages (`<meta name=robots content="noindex...">`, which Docusau
 `unlisted` docs and posts) and pages whose `<link rel=canonical>`, on the site's own host, names
 another page (a canonical on another host is ignored).
 
+Hidden text is left out: an element with the `hidden` attribute, `aria-hidden="true"` or an
+inline style `display: none` / `visibility: hidden` (or `collapse`) is removed with everything in
+it, so a page cannot carry text for the model that no reader sees. Two kinds of hidden content
+are real content a reader reaches with one click and are kept: inactive tab panels (a
+`role=tabpanel` in a tabs container, which Docusaurus renders with `hidden`) and the body of a
+collapsed `<details>` (a `display: none` on its direct child, as older Docusaurus versions
+render it; content hidden inside either is still removed).
+
+Nesting is bounded: below `MAX_NESTING` levels of blocks, an element's text is kept as one
+plain text block (no structure), so a page of thousands of nested elements parses instead of
+exhausting Python's recursion limit.
+
 Sections: an `h2`-`h6` with an `id` starts a section whose anchor is that id; the text before the
 first one is the lead-in section (`anchor=None`, `heading` = page title). Headings inside an
 admonition, `<details>` or list stay in that block as text, and headings without an id
@@ -58,7 +70,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -92,6 +104,12 @@ _NOISE_SELECTOR = (
     "canvas, object, embed, input, select, textarea, nav"
 )
 _SKIP_TAGS = frozenset({"-comment", "hr", "br", "img", "link", "meta", "wbr", "source", "track"})
+# How deep the walker follows nested blocks before it keeps an element's text flat.
+MAX_NESTING = 64
+_STYLE_HIDES = re.compile(
+    r"(?:^|[;{\s\"',])(?:display\s*:\s*[\"']?none|visibility\s*:\s*[\"']?(?:hidden|collapse))\b",
+    re.IGNORECASE,
+)
 _BLOCK_TAGS = frozenset(
     {
         "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "pre",
@@ -102,7 +120,32 @@ _BLOCK_TAGS = frozenset(
 )  # fmt: skip
 
 
+_BLOCK_SELECTOR = ", ".join(sorted(_BLOCK_TAGS))
+
+
 # --- text formats shared with the Markdown parser -------------------------------------------
+
+
+def _attribute_value(value: str | None) -> str:
+    """An HTML or JSX attribute value without quotes and braces: `{true}` -> `true`."""
+    return (value or "").strip().strip("{}").strip().strip("\"'").strip().lower()
+
+
+def hides(attributes: Mapping[str, str | None]) -> bool:
+    """Whether an element with these attributes (HTML, or JSX in MDX) is hidden from readers:
+    `hidden` (not `hidden={false}`), `aria-hidden="true"`, or an inline style with
+    `display: none` / `visibility: hidden|collapse` (`style={{display: 'none'}}` too)."""
+    for name, value in attributes.items():
+        lowered = name.lower()
+        if lowered == "hidden":
+            if _attribute_value(value) != "false":
+                return True
+        elif lowered == "aria-hidden":
+            if _attribute_value(value) == "true":
+                return True
+        elif lowered == "style" and value and _STYLE_HIDES.search(value):
+            return True
+    return False
 
 
 def squash(text: str) -> str:
@@ -293,9 +336,9 @@ def _children(node: LexborNode) -> Iterator[str | LexborNode]:
             inline.append(child.text_content or "")
         elif tag in _SKIP_TAGS:
             continue
-        elif tag not in _BLOCK_TAGS:
+        elif tag not in _BLOCK_TAGS and child.css_first(_BLOCK_SELECTOR) is None:
             inline.append(child.text(deep=True))
-        else:
+        else:  # a block, or an inline element holding blocks (`<a><h3>..</h3><p>..</p></a>`)
             if inline:
                 yield squash("".join(inline))
                 inline = []
@@ -307,6 +350,7 @@ def _children(node: LexborNode) -> Iterator[str | LexborNode]:
 class _Walker:
     def __init__(self, *, skip: LexborNode | None) -> None:
         self._skip_id = skip.mem_id if skip is not None else None
+        self._depth = 0  # blocks (and lists) being walked, see `MAX_NESTING`
 
     def walk(self, node: LexborNode, sink: BlockSink) -> None:
         """Emit the blocks and headings of `node`'s children, in document order."""
@@ -323,6 +367,16 @@ class _Walker:
         return sink.text
 
     def _block(self, node: LexborNode, sink: BlockSink) -> None:
+        if self._depth >= MAX_NESTING:
+            _add(sink, "text", squash(node.text(deep=True)))
+            return
+        self._depth += 1
+        try:
+            self._one_block(node, sink)
+        finally:
+            self._depth -= 1
+
+    def _one_block(self, node: LexborNode, sink: BlockSink) -> None:
         tag = node.tag
         if tag == "p":
             _add(sink, "text", squash(node.text(deep=True)))
@@ -425,6 +479,16 @@ class _Walker:
             self.walk(panel, LabelledSink(sink, label) if label else sink)
 
     def _list_lines(self, node: LexborNode, depth: int) -> list[str]:
+        if self._depth >= MAX_NESTING:
+            text = squash(node.text(deep=True))
+            return [f"{'  ' * depth}- {text}"] if text else []
+        self._depth += 1
+        try:
+            return self._list_item_lines(node, depth)
+        finally:
+            self._depth -= 1
+
+    def _list_item_lines(self, node: LexborNode, depth: int) -> list[str]:
         ordered = node.tag == "ol"
         start = node.attrs.get("start") if ordered else None
         number = int(start) if start and start.isdigit() else 1
@@ -598,6 +662,31 @@ def _clean(content: LexborNode, raw_html: str) -> None:
                 image.replace_with(alt)
     for node in content.css(_NOISE_SELECTOR):
         node.remove()
+    hidden = 0
+    for node in content.css("[hidden], [aria-hidden], [style]"):
+        if hides(node.attributes) and not _revealable(node):
+            node.remove()
+            hidden += 1
+    if hidden:
+        logger.info("left out %d hidden elements", hidden)
+
+
+def _revealable(node: LexborNode) -> bool:
+    """Hidden content a reader reveals with one click: an inactive tab panel of a tabs
+    container, or the collapsed body (a direct child) of a `<details>`."""
+    parent = node.parent
+    if parent is None:
+        return False
+    if node.attrs.get("role") == "tabpanel":
+        grandparent = parent.parent
+        return "tabs-container" in _classes(parent) or (
+            grandparent is not None and "tabs-container" in _classes(grandparent)
+        )
+    if parent.tag == "details" and node.tag != "summary":
+        # Only a style hides it (Docusaurus's collapsed state), not `hidden`/`aria-hidden`.
+        others = {k: v for k, v in node.attributes.items() if k.lower() != "style"}
+        return not hides(others)
+    return False
 
 
 # --- what the page is: skip checks and `PageMeta` -----------------------------------------------

@@ -30,6 +30,7 @@ _ASSET_EXTENSIONS = frozenset(
         "mp4", "webm", "mp3", "ogg", "wav", "pdf", "zip", "gz", "tgz", "docx", "xlsx", "pptx",
     }
 )  # fmt: skip
+_PAGE_SUFFIXES = frozenset({"html", "md", "mdx"})  # exactly, lower case: see `classify_key`
 _FEED_NAMES = frozenset({"rss.xml", "atom.xml", "feed.xml", "feed.json"})
 _LOCALE_SEGMENT = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{2,8})*$")
 _LISTING_PREFIXES = ("blog/tags/", "blog/authors/", "blog/archive/", "blog/page/", "docs/tags/")
@@ -49,7 +50,12 @@ def _skip(reason: str) -> KeyInfo:
 
 
 def classify_key(key: str) -> KeyInfo:
-    """Decide from the key alone whether it is a page worth parsing (no I/O)."""
+    """Decide from the key alone whether it is a page worth parsing (no I/O).
+
+    Pages end in exactly `.html`, `.md` or `.mdx`, lower case: the suffixes the bucket's event
+    notifications filter on (case-sensitive), so every key a reconcile indexes is also kept up
+    to date by events. `.htm` and upper-case suffixes are skipped with a reason.
+    """
     key = key.strip().lstrip("/")
     if not key or key.endswith("/"):
         return _skip("not a file")
@@ -76,7 +82,14 @@ def classify_key(key: str) -> KeyInfo:
     if name in {"manifest.json", ".nojekyll", "robots.txt", "cname", "_redirects", "_headers"}:
         return _skip("site file")
 
-    if extension in {"html", "htm"}:
+    real = key.rsplit("/", 1)[-1].rpartition(".")[2]  # the suffix as written
+    if extension in {"html", "htm", "md", "mdx"} and real not in _PAGE_SUFFIXES:
+        # S3 notification filters match suffixes exactly (`.html`, `.md`, `.mdx`): a page named
+        # otherwise would be indexed by a reconcile and never updated or deleted by events.
+        return _skip(
+            f"page suffix .{real} is not one of .html, .md, .mdx (lower case); rename the file"
+        )
+    if extension == "html":
         # A translated site repeats these under its locale (`fr/404.html`, `fr/blog/tags/`).
         first, _, rest = lowered.partition("/")
         if rest and _LOCALE_SEGMENT.match(first) and first not in ("docs", "blog"):

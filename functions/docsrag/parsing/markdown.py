@@ -19,6 +19,12 @@ fences turns MDX into plain Markdown:
   it is simple (code spans, plain links, emphasis) and by markdown-it's inline parser otherwise.
   Both shortcuts give exactly the text the full parser gives on the test corpora.
 
+Hidden HTML is left out, as in `parsing.html`: an element with `hidden`, `aria-hidden="true"` or
+an inline style `display: none` / `visibility: hidden` (HTML or JSX: `style={{display: 'none'}}`)
+is dropped with its content, whether it is a block of lines (from its opening tag to its closing
+tag), inline in a paragraph, or inside a raw HTML block. Code blocks and code spans are text, not
+HTML: an example `<div hidden>` in them stays.
+
 Partials imported from other files (`import Part from './_part.mdx'` then `<Part />`) are not
 inlined: their text and headings belong to the partial's own file, which is not a page.
 
@@ -50,6 +56,7 @@ from docsrag.parsing.html import (
     admonition_text,
     code_block_text,
     details_text,
+    hides,
     list_item_lines,
     quote_text,
     squash,
@@ -119,6 +126,17 @@ _MAGIC_COMMENT = re.compile(
     r"(?:\*/\}|\*/|-->)?\s*$"
 )
 _SKIPPED_JSX = {"tabs", "tabitem"}
+# Attributes of an HTML/JSX tag: `name`, `name="v"`, `name='v'`, `name={v}`, `name={{...}}`.
+_ATTR_PAIR = re.compile(
+    r"""(?P<name>[^\s=/>"'{}]+)(?:\s*=\s*(?P<value>"[^"]*"|'[^']*'|\{\{.*?\}\}|\{[^{}]*\}|[^\s>"']+))?""",
+    re.DOTALL,
+)
+_HIDDEN_HINT = re.compile(r"hidden|display|visibility", re.IGNORECASE)
+# Inline tags that separate words (`y<br/>okapiwren` reads as two words, not `yokapiwren`).
+_BREAKING_TAGS = frozenset(
+    {"br", "p", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+     "blockquote", "pre", "table", "ul", "ol", "dt", "dd", "section", "details", "summary"}
+)  # fmt: skip
 
 
 # --- MDX -> Markdown line pass ----------------------------------------------------------------
@@ -161,6 +179,42 @@ def _tag_line(line: str) -> list[str]:
             if label:
                 out += _sentinel(indent, _TAB, label)
     return out
+
+
+def _tag_hides(attrs: str | None) -> bool:
+    """Whether a tag with these attributes (the text after its name) hides its content."""
+    if not attrs or not _HIDDEN_HINT.search(attrs):
+        return False
+    return hides({m.group("name"): m.group("value") for m in _ATTR_PAIR.finditer(attrs)})
+
+
+def _drop_hidden(text: str, open_: tuple[str, int] | None) -> tuple[str, tuple[str, int] | None]:
+    """`text` without its hidden elements (see the module docstring).
+
+    `open_` is a hidden element still open from earlier text (its tag name and how many of its
+    tags with that name are open): text is dropped until it closes. Returns the kept text and
+    the hidden element still open at the end (None: none).
+    """
+    kept: list[str] = []
+    position = 0
+    for match in _TAG.finditer(text):
+        name = (match.group("name") or "").lower()
+        self_closing = match.group(0).endswith("/>")
+        if open_ is None:
+            opening = name and not match.group("close") and not self_closing
+            if opening and _tag_hides(match.group("attrs")):
+                kept.append(text[position : match.start()])
+                open_ = (name, 1)
+            continue
+        if name != open_[0] or self_closing:
+            continue
+        depth = open_[1] - 1 if match.group("close") else open_[1] + 1
+        open_ = (name, depth) if depth > 0 else None
+        if open_ is None:
+            position = match.end()
+    if open_ is None:
+        kept.append(text[position:])
+    return "".join(kept), open_
 
 
 def _strip_mdx_comments(line: str) -> str:
@@ -218,6 +272,7 @@ def _mdx_to_markdown(content: str, tables: list[list[list[str]]] | None = None) 
     in_esm = False
     in_comment: str | None = None  # the end marker of an open multi-line comment
     pending_tag: list[str] | None = None  # a JSX tag spread over several lines
+    hidden: tuple[str, int] | None = None  # an open hidden element (see `_drop_hidden`)
     previous_blank = True
     position = -1
     skip_to = 0
@@ -258,10 +313,21 @@ def _mdx_to_markdown(content: str, tables: list[list[list[str]]] | None = None) 
         if pending_tag is not None:
             pending_tag.append(line)
             if stripped.endswith(">"):
-                out += _tag_line(" ".join(pending_tag))
+                tag, hidden = _drop_hidden(" ".join(pending_tag), None)
+                out += _tag_line(tag)
                 pending_tag = None
                 previous_blank = True
             continue
+        if hidden is not None or (stripped.startswith("<") and _HIDDEN_HINT.search(line)):
+            # A block of raw HTML/JSX: hidden elements go, with every line up to their end.
+            kept, still_open = _drop_hidden(line, hidden)
+            if hidden is not None or kept != line:
+                hidden = still_open
+                line, stripped = kept, kept.strip()
+                if not stripped or _TAG_LINE.match(line):
+                    out += _tag_line(line) if stripped else [""]
+                    previous_blank = True
+                    continue
 
         match = _FENCE.match(line) if stripped.startswith(("```", "~~~")) else None
         if match:
@@ -411,8 +477,25 @@ def _fast_plain(raw: str) -> str | None:
 def _plain_tokens(tokens: list[Token]) -> str:
     """Inline tokens as text: code spans and link texts kept, image alt text kept, tags dropped."""
     parts: list[str] = []
+    hidden: tuple[str, int] | None = None  # an open hidden inline element
     for token in tokens:
         kind = token.type
+        if kind == "html_inline":
+            tag = _TAG.match(token.content)
+            if tag is None:
+                continue
+            if hidden is not None:
+                _, hidden = _drop_hidden(token.content, hidden)
+                continue
+            name = (tag.group("name") or "").lower()
+            if not tag.group("close") and _tag_hides(tag.group("attrs")):
+                if not tag.group(0).endswith("/>"):
+                    hidden = (name, 1)
+            elif name in _BREAKING_TAGS:
+                parts.append("\n")
+            continue
+        if hidden is not None:
+            continue
         if kind in ("text", "text_special", "code_inline"):
             parts.append(token.content)
         elif kind in ("softbreak", "hardbreak"):
@@ -550,7 +633,8 @@ class _Walker:
                 self.walk(tokens.children(index), inner)
                 emit(Block(kind="quote", text=quote_text(inner.text) if inner.text else ""))
             elif kind == "html_block":
-                emit(Block(kind="text", text=squash(_strip_tags(token.content))))
+                html, _ = _drop_hidden(token.content, None)
+                emit(Block(kind="text", text=squash(_strip_tags(html))))
         while stack:
             container = stack.pop()
             target().add(container.to_block())
