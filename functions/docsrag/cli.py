@@ -186,13 +186,14 @@ def ask(
 
     # Model output and page titles are untrusted: printed as text (no Rich markup, no terminal
     # escape sequences); the answer itself is already safe Markdown (docsrag.safety).
-    out.print(Text(terminal_text(response.answer)), highlight=False)
+    # soft_wrap: lines are never folded (a folded URL cannot be clicked or copied), piped or not.
+    out.print(Text(terminal_text(response.answer)), highlight=False, soft_wrap=True)
     if response.sources:
         out.print()
         out.print("[bold]Sources[/bold]")
         for number, source in enumerate(response.sources, start=1):
             line = f"  [{number}] {source.title} — {source.url}"
-            out.print(Text(terminal_text(line)), highlight=False)
+            out.print(Text(terminal_text(line)), highlight=False, soft_wrap=True)
     if response.mode == "retrieval_only":
         out.print("[dim](retrieval-only answer)[/dim]")
 

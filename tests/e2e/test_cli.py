@@ -150,3 +150,26 @@ def test_serve_answers_on_localhost(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_ask_never_wraps_source_links_when_piped(tmp_path: Path) -> None:
+    """`docsrag ask ... | less` at the default 80 columns: every link stays on one line."""
+    assert _docsrag(tmp_path, "ingest", str(SAMPLE_DOCS)).returncode == 0
+    env = _env(tmp_path)
+    env.pop("COLUMNS")
+    asked = subprocess.run(
+        [sys.executable, "-m", "docsrag", "ask", "Which pages are skipped when ingesting?"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert asked.returncode == 0, asked.stderr
+    source_lines = [line for line in asked.stdout.splitlines() if "http://localhost:3000/" in line]
+    assert source_lines
+    for line in source_lines:
+        url = line.rsplit(" ", 1)[-1]
+        assert url.startswith("http://localhost:3000/docs/"), line
+    assert max(len(line) for line in source_lines) > 80  # would have been folded before
