@@ -232,7 +232,22 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        # The limit holds for the bytes actually read too: a chunked body has no Content-Length.
+        received = 0
+        limit = self.body_limit
+
+        async def receive_counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(
+                        413, detail=f"The request body is over the limit of {limit} bytes."
+                    )
+            return message
+
+        await self.app(scope, receive_counted, send_with_id)
 
 
 # --- App factory ------------------------------------------------------------------------------
@@ -297,7 +312,12 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """Starlette's own errors (unknown path, wrong method, unreadable body) in the one
         error shape, with the request id."""
-        codes = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}
+        codes = {
+            400: "invalid_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }
         messages = {
             404: f"No such endpoint: {request.method} {request.url.path[:200]}.",
             405: f"{request.method} is not allowed on {request.url.path[:200]}.",

@@ -321,3 +321,21 @@ def test_a_wrong_content_type_says_so(keyless_client: TestClient) -> None:
     error = response.json()["error"]
     assert error["code"] == "unsupported_media_type"
     assert "application/json" in error["message"] and "text/plain" in error["message"]
+
+
+def test_a_chunked_body_over_the_limit_is_refused(keyless_client: TestClient) -> None:
+    """No Content-Length (chunked transfer): the limit is enforced on the bytes read."""
+    limit = max_body_bytes(keyless_client.app.state.provider.settings)  # type: ignore[attr-defined]
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"message": "'
+        for _ in range(limit // 65536 + 2):
+            yield b"a" * 65536
+        yield b'"}'
+
+    response = keyless_client.post(
+        "/chat", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.json()["error"]["request_id"]
