@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docsrag.answering import ChatTurn
-from docsrag.chatkit.ratelimit import RateLimited
+from docsrag.chatkit.ratelimit import RateLimited, client_ip
 from docsrag.chatkit.routes import PAGE_URL_HEADER, chatkit_router
 from docsrag.chatkit.server import InputTooLarge, InvalidChatKitRequest
 from docsrag.chatkit.stores import StoreUnavailable
@@ -423,7 +423,7 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
         return JSONResponse(content=body)
 
     @app.post("/chat", response_model=ChatResponse)
-    async def chat(payload: ChatRequest, container: ContainerDep) -> ChatResponse:
+    async def chat(payload: ChatRequest, container: ContainerDep, request: Request) -> ChatResponse:
         """Answer one question from the docs, with the sections it used."""
         limit = container.settings.max_message_chars  # the current settings, after a reset too
         message = payload.message.strip()
@@ -436,6 +436,8 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
                 f"The message is {len(message)} characters; the limit is {limit}.",
             )
         # The answerer trims the history to the configured budgets (`history_input`).
+        # Charged once the request is valid (errors above cost no quota), per client IP.
+        await container.chat_rate_limiter().acquire(f"chat#{client_ip(request.scope)}")
         scope = ScopeRequest(
             page_url=payload.page_url, version=payload.version, locale=payload.locale
         )

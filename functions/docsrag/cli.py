@@ -1,15 +1,23 @@
 """Command line: `python -m docsrag ingest PATH | ask [--json] QUESTION | serve |
-export-llms-txt OUT_DIR`."""
+export-llms-txt OUT_DIR`.
+
+The embedded store (QDRANT_PATH) opens in one process at a time. While `serve` holds it, `ask`
+asks that server over HTTP instead: `serve` writes its address beside the store
+(`<QDRANT_PATH>.serve.json`, removed when it stops), and `ask` tries it, then
+http://127.0.0.1:8000. `ask --server URL` (or DOCSRAG_SERVER) always asks that server.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -17,7 +25,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from docsrag.config import Settings, load_settings
-from docsrag.errors import ConfigError, DocsRagError
+from docsrag.errors import ConfigError, DocsRagError, IndexUnavailable
+
+if TYPE_CHECKING:
+    from docsrag.api import ChatResponse
 
 app = typer.Typer(
     add_completion=False,
@@ -47,6 +58,148 @@ def _configure_logging(level: str) -> None:
 def _fail(exc: DocsRagError) -> typer.Exit:
     err.print(f"[red]error:[/red] {exc}")
     return typer.Exit(1)
+
+
+# --- `ask` through a running `docsrag serve` -----------------------------------------------------
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+SERVER_ENV = "DOCSRAG_SERVER"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class ServerError(DocsRagError):
+    """A docsrag server answered, but with an error (or not at all in time)."""
+
+
+class _NoServer(Exception):
+    """Nothing answers there, or what answers is not a docsrag server."""
+
+
+def serve_file(settings: Settings) -> Path:
+    """Where `serve` writes its address: beside the embedded store it holds."""
+    store = settings.qdrant_path
+    return store.with_name(f"{store.name}.serve.json")
+
+
+def _client_url(host: str, port: int) -> str:
+    """The URL a local client reaches `serve --host HOST --port PORT` at."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None  # a host name
+    if not host or (ip is not None and ip.is_unspecified):  # listening on every interface
+        host = "::1" if ip is not None and ip.version == 6 else "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _write_serve_file(path: Path, url: str) -> bool:
+    try:
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n", encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        err.print(f"[yellow]warning:[/yellow] cannot write {path} (`ask` will not find me): {exc}")
+        return False
+    return True
+
+
+def _read_serve_file(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _remove_serve_file(path: Path) -> None:
+    """Only this process's own file: a newer `serve` may have replaced it."""
+    data = _read_serve_file(path)
+    if data is not None and data.get("pid") == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+def _server_candidates(settings: Settings) -> list[str]:
+    found = _read_serve_file(serve_file(settings)) or {}
+    url = found.get("url")
+    candidates = [url] if isinstance(url, str) and _is_http_url(url) else []
+    return [*candidates, DEFAULT_SERVER] if DEFAULT_SERVER not in candidates else candidates
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _store_in_use(exc: IndexUnavailable) -> bool:
+    """The embedded store is held by another process (Qdrant local mode's folder lock)."""
+    cause: BaseException | None = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, RuntimeError) and "already accessed" in str(cause):
+            return True
+        cause = cause.__cause__
+    return "in use by another docsrag process" in str(exc)
+
+
+def _ask_server(base: str, body: dict[str, Any], *, timeout: float) -> ChatResponse:
+    """POST /chat to a docsrag server. `_NoServer` when nothing (docsrag) answers there."""
+    import httpx
+    from pydantic import ValidationError
+
+    from docsrag.api import ChatResponse
+
+    url = base.rstrip("/") + "/chat"
+    # No proxy for loopback (HTTP_PROXY without a NO_PROXY would send it away).
+    trust_env = (urlsplit(base).hostname or "") not in _LOOPBACK
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout, connect=3), trust_env=trust_env) as http:
+            response = http.post(url, json=body)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise _NoServer(f"nothing answers at {base} ({exc})") from exc
+    except httpx.TimeoutException as exc:
+        raise ServerError(
+            f"the docsrag server at {base} did not answer within {timeout:g} s"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise _NoServer(f"{base}: {exc}") from exc
+    if response.status_code == 200:
+        try:
+            return ChatResponse.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise _NoServer(f"{url} did not answer like `docsrag serve`") from exc
+    try:
+        error = response.json()["error"]
+        message, code = str(error["message"]), str(error["code"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _NoServer(f"{url} answered HTTP {response.status_code}, not like docsrag") from exc
+    raise ServerError(
+        f"the docsrag server at {base} answered HTTP {response.status_code} ({code}): {message}"
+    )
+
+
+def _print_answer(response: ChatResponse, *, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(response.model_dump_json() + "\n")
+        return
+    from rich.text import Text
+
+    from docsrag.safety import terminal_text
+
+    # Model output and page titles are untrusted: printed as text (no Rich markup, no terminal
+    # escape sequences); the answer itself is already safe Markdown (docsrag.safety).
+    # soft_wrap: lines are never folded (a folded URL cannot be clicked or copied), piped or not.
+    out.print(Text(terminal_text(response.answer)), highlight=False, soft_wrap=True)
+    if response.sources:
+        out.print()
+        out.print("[bold]Sources[/bold]")
+        for number, source in enumerate(response.sources, start=1):
+            line = f"  [{number}] {source.title} — {source.url}"
+            out.print(Text(terminal_text(line)), highlight=False, soft_wrap=True)
+    if response.mode == "retrieval_only":
+        out.print("[dim](retrieval-only answer)[/dim]")
 
 
 @app.command()
@@ -142,12 +295,22 @@ def ask(
     page_url: Annotated[
         str | None, typer.Option(help="The page the reader is on; its version and locale apply.")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar=SERVER_ENV,
+            show_envvar=True,
+            help="Ask this running `docsrag serve` (base URL, e.g. http://127.0.0.1:8000) "
+            "instead of opening the index. Without it, `ask` opens the index, and asks the "
+            "running server when `serve` holds the embedded store.",
+        ),
+    ] = None,
 ) -> None:
     """Ask one question and print the answer with its sources."""
     settings = _settings()
     _configure_logging("WARNING")
     from docsrag.api import ChatResponse, SourcePublic
-    from docsrag.container import Container
     from docsrag.scope import ScopeRequest
 
     message = question.strip()
@@ -160,6 +323,30 @@ def ask(
             f"{settings.max_message_chars} (MAX_MESSAGE_CHARS)"
         )
         raise typer.Exit(2)
+    body: dict[str, Any] = {"message": message}
+    body.update(
+        (key, value)
+        for key, value in (("page_url", page_url), ("version", version), ("locale", locale))
+        if value is not None
+    )
+    # The server's own model and embedding timeouts apply; this only bounds a hung server.
+    timeout = 2 * settings.llm_timeout_seconds + 2 * settings.embedding_timeout_seconds + 30
+
+    if server is not None:
+        if not _is_http_url(server):
+            err.print(f"[red]error:[/red] --server must be an http(s) URL, got {server!r}")
+            raise typer.Exit(2)
+        try:
+            _print_answer(_ask_server(server, body, timeout=timeout), as_json=as_json)
+        except _NoServer as exc:
+            err.print(f"[red]error:[/red] no docsrag server at {server}: {exc}")
+            raise typer.Exit(1) from exc
+        except DocsRagError as exc:
+            raise _fail(exc) from exc
+        return
+
+    from docsrag.container import Container
+
     try:
         container = Container.build(settings)
         try:
@@ -167,6 +354,26 @@ def ask(
             result = asyncio.run(container.chat.chat(message=message, scope=scope))
         finally:
             container.close()
+    except IndexUnavailable as exc:
+        if settings.qdrant_url is not None or not _store_in_use(exc):
+            raise _fail(exc) from exc
+        # `docsrag serve` (probably) holds the store: ask it instead.
+        tried: list[str] = []
+        for candidate in _server_candidates(settings):
+            try:
+                _print_answer(_ask_server(candidate, body, timeout=timeout), as_json=as_json)
+            except _NoServer:
+                tried.append(candidate)
+                continue
+            except DocsRagError as server_exc:
+                raise _fail(server_exc) from server_exc
+            return
+        err.print(f"[red]error:[/red] {exc}")
+        err.print(
+            f"No docsrag server answered at {', '.join(tried)}; if `docsrag serve` runs "
+            f"elsewhere, pass --server URL (or set {SERVER_ENV})."
+        )
+        raise typer.Exit(1) from exc
     except DocsRagError as exc:
         raise _fail(exc) from exc
 
@@ -177,25 +384,7 @@ def ask(
         version=result.version,
         locale=result.locale,
     )
-    if as_json:
-        sys.stdout.write(response.model_dump_json() + "\n")
-        return
-    from rich.text import Text
-
-    from docsrag.safety import terminal_text
-
-    # Model output and page titles are untrusted: printed as text (no Rich markup, no terminal
-    # escape sequences); the answer itself is already safe Markdown (docsrag.safety).
-    # soft_wrap: lines are never folded (a folded URL cannot be clicked or copied), piped or not.
-    out.print(Text(terminal_text(response.answer)), highlight=False, soft_wrap=True)
-    if response.sources:
-        out.print()
-        out.print("[bold]Sources[/bold]")
-        for number, source in enumerate(response.sources, start=1):
-            line = f"  [{number}] {source.title} — {source.url}"
-            out.print(Text(terminal_text(line)), highlight=False, soft_wrap=True)
-    if response.mode == "retrieval_only":
-        out.print("[dim](retrieval-only answer)[/dim]")
+    _print_answer(response, as_json=as_json)
 
 
 @app.command("export-llms-txt")
@@ -290,7 +479,15 @@ def serve(
         f"search: {container.search_mode}"
         + ("" if settings.llm_enabled else " (no OPENROUTER_API_KEY: retrieval-only answers)")
     )
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    # `ask` finds this server through the file while the embedded store is held here.
+    address = None if settings.qdrant_url else serve_file(settings)
+    if address is not None and not _write_serve_file(address, _client_url(host, port)):
+        address = None
+    try:
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
+    finally:
+        if address is not None:
+            _remove_serve_file(address)
 
 
 def main() -> None:

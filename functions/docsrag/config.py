@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     max_history_messages: int = Field(default=20, ge=0, le=200)
     max_history_chars: int = Field(default=16_000, ge=0, le=1_000_000)
 
+    # Per-client-IP limit on `POST /chat` answers (requests per minute; 0 = off); in memory
+    # locally, a DynamoDB counter on Lambda (THREADS_TABLE). Only valid requests count.
+    chat_rate_limit_per_minute: int = Field(default=20, ge=0, le=100_000)
+
     # --- ChatKit ----------------------------------------------------------------------------------
     # DynamoDB table for ChatKit threads (Lambda); unset: a SQLite file at CHATKIT_SQLITE_PATH.
     threads_table: str | None = None

@@ -68,6 +68,7 @@ class Container:
     _chatkit_server: DocsChatKitServer | None = field(default=None, init=False, repr=False)
     _rate_limiter: RateLimiter | None = field(default=None, init=False, repr=False)
     _mcp_rate_limiter: RateLimiter | None = field(default=None, init=False, repr=False)
+    _chat_rate_limiter: RateLimiter | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.retriever = Retriever(
@@ -148,6 +149,12 @@ class Container:
         if self._rate_limiter is None:
             self._rate_limiter = self._limiter(self.settings.visitor_rate_limit_per_minute)
         return self._rate_limiter
+
+    def chat_rate_limiter(self) -> RateLimiter:
+        """Per-client-IP limit on `POST /chat` (`CHAT_RATE_LIMIT_PER_MINUTE`)."""
+        if self._chat_rate_limiter is None:
+            self._chat_rate_limiter = self._limiter(self.settings.chat_rate_limit_per_minute)
+        return self._chat_rate_limiter
 
     def mcp_rate_limiter(self) -> RateLimiter:
         """Per-client-IP limit on `/mcp` requests (`MCP_RATE_LIMIT_PER_MINUTE`)."""

@@ -68,7 +68,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from docsrag.chatkit.ratelimit import RateLimited, RateLimiter
+from docsrag.chatkit.ratelimit import RateLimited, RateLimiter, client_ip
 from docsrag.config import Settings
 from docsrag.container import Container
 from docsrag.errors import IndexUnavailable
@@ -698,19 +698,6 @@ def mcp_route(
     if current.mcp_enabled:
         endpoint.server(current)
     return Route(MCP_PATH, endpoint=endpoint, methods=list(MCP_METHODS), include_in_schema=False)
-
-
-def client_ip(scope: Scope) -> str:
-    """The caller's address: API Gateway's `sourceIp` on Lambda, the peer address otherwise."""
-    event = scope.get("aws.event")
-    if isinstance(event, dict):
-        http = (event.get("requestContext") or {}).get("http") or {}
-        if isinstance(http, dict) and isinstance(http.get("sourceIp"), str):
-            return str(http["sourceIp"])
-    client = scope.get("client")
-    if client:
-        return str(client[0])
-    return "unknown"
 
 
 def bearer_matches(header: str | None, token: str) -> bool:

@@ -339,3 +339,23 @@ def test_a_chunked_body_over_the_limit_is_refused(keyless_client: TestClient) ->
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
     assert response.json()["error"]["request_id"]
+
+
+def test_chat_is_rate_limited_per_client_and_only_valid_requests_count(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, None, chat_rate_limit_per_minute=2)
+    container = Container.build(settings)
+    container.ingestor().sync_folder(_write_site(tmp_path))
+    with TestClient(create_app(container=container)) as client:
+        invalid = [
+            client.post("/chat", json={"message": "   "}),
+            client.post("/chat", json={"message": "x" * 600}),
+            client.post("/chat", json={}),
+        ]
+        answered = [client.post("/chat", json={"message": "How do I install?"}) for _ in range(2)]
+        limited = client.post("/chat", json={"message": "How do I install?"})
+
+    assert [response.status_code for response in invalid] == [422, 413, 422]
+    assert [response.status_code for response in answered] == [200, 200]
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60

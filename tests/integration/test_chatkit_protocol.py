@@ -742,6 +742,20 @@ async def test_a_visitor_over_the_rate_limit_gets_429(
     assert bob_thread
 
 
+async def test_requests_that_fail_validation_cost_no_quota(
+    tmp_path: Path, site: Path, fake_openai: FakeOpenAI
+) -> None:
+    async with running_app(tmp_path, site, fake_openai, visitor_rate_limit_per_minute=1) as running:
+        alice = await running.visitor()
+        missing = [
+            await alice.send(add_message_request("thr_missing", QUESTIONS[0])) for _ in range(3)
+        ]
+        thread_id, events = await alice.start_thread(QUESTIONS[0])
+
+    assert [response.status_code for response in missing] == [404, 404, 404]
+    assert thread_id and streamed_answer(events).item.content[0].text
+
+
 # --- Through the Lambda handler -------------------------------------------------------------------
 
 

@@ -544,6 +544,102 @@ def test_failing_documents_go_to_an_alarmed_dead_letter_queue(template: dict[str
     }
 
 
+_NOTIFY_TOPIC = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
+
+
+def _alarm_on(template: dict[str, Any], namespace: str, metric: str) -> dict[str, Any]:
+    found = [
+        res["Properties"]
+        for res in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+        if res["Properties"]["Namespace"] == namespace and res["Properties"]["MetricName"] == metric
+    ]
+    assert len(found) == 1, f"one alarm on {namespace} {metric}, found {len(found)}"
+    return found[0]
+
+
+def _fires_on_any_occurrence_and_notifies_the_topic(alarm: dict[str, Any]) -> None:
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["ComparisonOperator"] in ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold")
+    assert alarm["Threshold"] >= 0
+    assert alarm["EvaluationPeriods"] >= 1
+    assert alarm["Period"] in (60, 300)
+    # No traffic (or a clean run) emits no data point: that is not a failure.
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == _NOTIFY_TOPIC
+    assert alarm["AlarmDescription"].strip()
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_chat_function_errors_and_throttles_are_alarmed(
+    template: dict[str, Any], metric: str
+) -> None:
+    alarm = _alarm_on(template, "AWS/Lambda", metric)
+    # FunctionName alone aggregates every version and alias (the "live" alias serves the API).
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ChatFunction"}}]
+    _fires_on_any_occurrence_and_notifies_the_topic(alarm)
+
+
+def test_http_api_5xx_answers_are_alarmed(template: dict[str, Any]) -> None:
+    assert template["Resources"]["ChatApi"]["Type"] == "AWS::Serverless::HttpApi"
+    alarm = _alarm_on(template, "AWS/ApiGateway", "5xx")  # HTTP APIs: "5xx", not "5XXError"
+    assert alarm["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "ChatApi"}}]
+    _fires_on_any_occurrence_and_notifies_the_topic(alarm)
+
+
+def test_reconcile_failures_are_alarmed_on_the_metric_the_ingest_function_emits(
+    template: dict[str, Any],
+) -> None:
+    env = function_env(template, "IngestFunction")
+    namespace = env["POWERTOOLS_METRICS_NAMESPACE"]
+    alarm = _alarm_on(template, namespace, "PagesFailed")
+    # Powertools Metrics add the service name as the one default dimension.
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["Threshold"] == 0
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    _fires_on_any_occurrence_and_notifies_the_topic(alarm)
+
+
+def test_reconcile_report_emits_pages_failed_in_the_alarmed_namespace_and_dimension(
+    monkeypatch: pytest.MonkeyPatch, template: dict[str, Any]
+) -> None:
+    from aws_lambda_powertools import Metrics
+
+    from docsrag import telemetry
+
+    monkeypatch.setenv("METRICS_ENABLED", "1")
+    alarm = _alarm_on(
+        template,
+        function_env(template, "IngestFunction")["POWERTOOLS_METRICS_NAMESPACE"],
+        "PagesFailed",
+    )
+    metrics = Metrics(namespace=alarm["Namespace"], service="docsrag")
+    monkeypatch.setattr(telemetry, "metrics", metrics)
+    telemetry.count("PagesFailed", 2)
+    emf = metrics.serialize_metric_set()
+    metrics.clear_metrics()
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == alarm["Namespace"]
+    assert {m["Name"] for m in directive["Metrics"]} == {"PagesFailed"}
+    assert directive["Dimensions"] == [[d["Name"] for d in alarm["Dimensions"]]]
+    for dimension in alarm["Dimensions"]:
+        assert emf[dimension["Name"]] == dimension["Value"]
+
+
+def test_alarm_email_is_the_only_way_alarms_notify_anyone(template: dict[str, Any]) -> None:
+    topic = template["Resources"]["AlarmTopic"]
+    assert topic["Condition"] == "HasAlarmEmail"
+    assert topic["Properties"]["Subscription"] == [
+        {"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}
+    ]
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 5
+    for name, alarm in alarms.items():
+        assert "Condition" not in alarm, f"{name} must exist (console) even without AlarmEmail"
+        assert alarm["Properties"]["AlarmActions"] == _NOTIFY_TOPIC, name
+    deploy = (ROOT / "infra" / "DEPLOY.md").read_text(encoding="utf-8")
+    assert "nobody is notified" in deploy
+
+
 def test_bucket_notifies_the_queue_of_created_and_removed_objects(template: dict[str, Any]) -> None:
     bucket = template["Resources"]["DocsBucket"]
     configs = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]

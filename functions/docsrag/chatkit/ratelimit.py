@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -160,3 +160,16 @@ class DynamoDBRateLimiter:
             logger.warning("rate limit not checked (DynamoDB %s); allowing the request", code)
         except BotoCoreError as exc:
             logger.warning("rate limit not checked (%s); allowing the request", exc)
+
+
+def client_ip(scope: MutableMapping[str, Any]) -> str:
+    """The caller's address: API Gateway's `sourceIp` on Lambda, the peer address otherwise."""
+    event = scope.get("aws.event")
+    if isinstance(event, dict):
+        http = (event.get("requestContext") or {}).get("http") or {}
+        if isinstance(http, dict) and isinstance(http.get("sourceIp"), str):
+            return str(http["sourceIp"])
+    client = scope.get("client")
+    if client:
+        return str(client[0])
+    return "unknown"

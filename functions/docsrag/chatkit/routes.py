@@ -133,9 +133,11 @@ def chatkit_router(
             )
         chat_server = server()
         parsed = chat_server.parse_request(body)
+        await chat_server.preflight(parsed, context)
+        # Charged only once the request is valid and its thread the visitor's own: a request
+        # that ends in 400/404 costs no quota.
         if isinstance(parsed, ANSWERING_REQUESTS):
             await limiter().acquire(context.visitor_id)
-        await chat_server.preflight(parsed, context)
         result = await chat_server.process_request(parsed, context)
         if isinstance(result, StreamingResult):
             stream = await started_stream(result.json_events)

@@ -394,7 +394,11 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         return NonStreamingResult(await self._process_non_streaming(request, context))
 
     async def preflight(self, request: ChatKitReq, context: RequestContext) -> None:
-        """Checks chatkit would only make while streaming (after the 200 went out)."""
+        """Checks chatkit would only make while streaming (after the 200 went out), so a bad
+        request is refused before it is charged to the visitor's rate limit."""
+        thread_id = getattr(getattr(request, "params", None), "thread_id", None)
+        if isinstance(request, ANSWERING_REQUESTS) and isinstance(thread_id, str):
+            await self._store.load_thread(thread_id, context)  # NotFoundError: 404
         if isinstance(request, ThreadsRetryAfterItemReq):
             params = request.params
             item = await self._store.load_item(params.thread_id, params.item_id, context)
