@@ -483,6 +483,15 @@ def serve(
     address = None if settings.qdrant_url else serve_file(settings)
     if address is not None and not _write_serve_file(address, _client_url(host, port)):
         address = None
+    if address is not None:
+        import signal
+
+        # uvicorn shuts down gracefully on SIGTERM, then raises it again with the handler it
+        # found: exit through Python (as for Ctrl-C) so the `finally` below removes the file.
+        def _exit_on_sigterm(signum: int, frame: object) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(app_, host=host, port=port, log_level="warning")
     finally:

@@ -28,6 +28,7 @@ from docsrag.chatkit.server import DocsChatKitServer
 from docsrag.chatkit.stores import DynamoDBStore, SQLiteStore, VisitorScopedStore
 from docsrag.config import Settings
 from docsrag.embeddings import DenseEmbedder, build_embedder
+from docsrag.errors import IndexUnavailable
 from docsrag.index import DocsIndex, build_qdrant_client
 from docsrag.retrieval import Retriever
 from docsrag.service import ChatService
@@ -88,7 +89,12 @@ class Container:
             collection=settings.collection_name,
             dense_dimensions=settings.embedding_dimensions,
         )
-        index.ensure_collection()
+        try:
+            index.ensure_collection()
+        except IndexUnavailable as exc:
+            # Threads, history and sessions do not need Qdrant: start anyway, and check the
+            # collection again at the first search (`DocsIndex.ensure_ready`).
+            logger.warning("Qdrant is unavailable at start; search will retry: %s", exc)
         embedder = build_embedder(settings)
         if embedder is None:
             logger.warning(

@@ -188,6 +188,7 @@ class DocsIndex:
         self.points_deleted = 0
         self.snapshot_builds = 0
         self._catalog_cache: tuple[str, float, SiteCatalog] | None = None
+        self._ready = False  # ensure_collection has succeeded once
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -207,6 +208,12 @@ class DocsIndex:
                     self._store.invalidate(self.collection)
 
     # --- collection -------------------------------------------------------------------------------
+
+    def ensure_ready(self) -> None:
+        """`ensure_collection` until it has succeeded once (a Qdrant that was down when the
+        process started is checked again at the next search or ingest)."""
+        if not self._ready:
+            self.ensure_collection()
 
     def ensure_collection(self) -> None:
         """Create the collection if missing; check an existing one matches what we write."""
@@ -243,6 +250,7 @@ class DocsIndex:
                 for field, schema in wanted:
                     if field not in payload_schema:
                         self._client.create_payload_index(self.collection, field, schema)
+        self._ready = True
 
     def _check_layout(self, params: models.CollectionParams) -> None:
         vectors = params.vectors

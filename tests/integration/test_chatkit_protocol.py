@@ -42,6 +42,7 @@ from docsrag import telemetry
 from docsrag.answering import NOT_COVERED_TEXT, NOTICES
 from docsrag.api import create_app
 from docsrag.chatkit.context import RequestContext
+from docsrag.chatkit.server import SEARCH_UNAVAILABLE_TEXT
 from docsrag.chatkit.stores import create_threads_table
 from docsrag.chatkit.visitor import issue_token, verify_token
 from docsrag.config import Settings
@@ -817,3 +818,28 @@ def test_the_lambda_handler_serves_session_and_chatkit(
     assert missing["statusCode"] == 404
     assert json.loads(missing["body"])["error"]["request_id"] == "req-chatkit"
     assert unauthorised["statusCode"] == 401
+
+
+async def test_threads_load_without_qdrant_and_a_turn_says_search_is_unavailable(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    """Qdrant unreachable at a cold start: sessions, threads and history still work."""
+    settings = make_settings(
+        tmp_path, fake_openai, qdrant_url="http://127.0.0.1:9", qdrant_timeout_seconds=1
+    )
+    app = create_app(settings=settings)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://docsrag.test") as http:
+            session = await http.post("/session")
+            assert session.status_code == 200
+            alice = Visitor(http, session.json()["token"])
+            assert await alice.thread_ids() == []
+            thread_id, events = await alice.start_thread(QUESTIONS[0])
+            items = await alice.items(thread_id)
+    finally:
+        app.state.provider.close()
+
+    answer = streamed_answer(events)
+    assert answer.item.content[0].text == SEARCH_UNAVAILABLE_TEXT
+    assert [item["type"] for item in items] == ["user_message", "assistant_message"]
