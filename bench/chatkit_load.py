@@ -78,6 +78,7 @@ def serve(args: argparse.Namespace) -> None:
         chatkit_sqlite_path=work / "chatkit.sqlite3",
         visitor_token_keys=SIGNING_KEY,
         visitor_rate_limit_per_minute=args.rate_limit,
+        session_rate_limit_per_minute=0,  # every simulated visitor comes from 127.0.0.1
         log_level="WARNING",
     )
     container = Container.build(settings)

@@ -456,6 +456,7 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
             server=lambda: provider.get().chatkit_server(),
             limiter=lambda: provider.get().rate_limiter(),
             max_body_bytes=body_limit,
+            session_limiter=lambda: provider.get().session_rate_limiter(),
         )
     )
     # GET /llms.txt and /llms-full.txt for coding assistants (docsrag.llms_routes).

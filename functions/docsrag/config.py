@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     # Per-client-IP limit on `POST /chat` answers (requests per minute; 0 = off); in memory
     # locally, a DynamoDB counter on Lambda (THREADS_TABLE). Only valid requests count.
     chat_rate_limit_per_minute: int = Field(default=20, ge=0, le=100_000)
+    # Per-client-IP limit on `POST /session` (new or renewed visitor tokens); 0 = off.
+    session_rate_limit_per_minute: int = Field(default=30, ge=0, le=100_000)
 
     # --- ChatKit ----------------------------------------------------------------------------------
     # DynamoDB table for ChatKit threads (Lambda); unset: a SQLite file at CHATKIT_SQLITE_PATH.

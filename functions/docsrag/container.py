@@ -70,6 +70,7 @@ class Container:
     _rate_limiter: RateLimiter | None = field(default=None, init=False, repr=False)
     _mcp_rate_limiter: RateLimiter | None = field(default=None, init=False, repr=False)
     _chat_rate_limiter: RateLimiter | None = field(default=None, init=False, repr=False)
+    _session_rate_limiter: RateLimiter | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.retriever = Retriever(
@@ -161,6 +162,12 @@ class Container:
         if self._chat_rate_limiter is None:
             self._chat_rate_limiter = self._limiter(self.settings.chat_rate_limit_per_minute)
         return self._chat_rate_limiter
+
+    def session_rate_limiter(self) -> RateLimiter:
+        """Per-client-IP limit on `POST /session` (`SESSION_RATE_LIMIT_PER_MINUTE`)."""
+        if self._session_rate_limiter is None:
+            self._session_rate_limiter = self._limiter(self.settings.session_rate_limit_per_minute)
+        return self._session_rate_limiter
 
     def mcp_rate_limiter(self) -> RateLimiter:
         """Per-client-IP limit on `/mcp` requests (`MCP_RATE_LIMIT_PER_MINUTE`)."""

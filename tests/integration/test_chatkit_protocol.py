@@ -843,3 +843,16 @@ async def test_threads_load_without_qdrant_and_a_turn_says_search_is_unavailable
     answer = streamed_answer(events)
     assert answer.item.content[0].text == SEARCH_UNAVAILABLE_TEXT
     assert [item["type"] for item in items] == ["user_message", "assistant_message"]
+
+
+async def test_sessions_are_rate_limited_per_client_ip(
+    tmp_path: Path, site: Path, fake_openai: FakeOpenAI
+) -> None:
+    async with running_app(tmp_path, site, fake_openai, session_rate_limit_per_minute=2) as running:
+        issued = [await running.http.post("/session") for _ in range(2)]
+        limited = await running.http.post("/session")
+
+    assert [response.status_code for response in issued] == [200, 200]
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60

@@ -554,7 +554,8 @@ def _alarm_on(template: dict[str, Any], namespace: str, metric: str) -> dict[str
         if res["Properties"]["Namespace"] == namespace and res["Properties"]["MetricName"] == metric
     ]
     assert len(found) == 1, f"one alarm on {namespace} {metric}, found {len(found)}"
-    return found[0]
+    alarm: dict[str, Any] = found[0]
+    return alarm
 
 
 def _fires_on_any_occurrence_and_notifies_the_topic(alarm: dict[str, Any]) -> None:
@@ -612,10 +613,14 @@ def test_reconcile_report_emits_pages_failed_in_the_alarmed_namespace_and_dimens
         function_env(template, "IngestFunction")["POWERTOOLS_METRICS_NAMESPACE"],
         "PagesFailed",
     )
-    metrics = Metrics(namespace=alarm["Namespace"], service="docsrag")
+    # The function's environment, as Lambda gives it; telemetry builds `Metrics` from it.
+    env = function_env(template, "IngestFunction")
+    for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+        monkeypatch.setenv(name, env[name])
+    metrics = Metrics(namespace=os.environ["POWERTOOLS_METRICS_NAMESPACE"])
     monkeypatch.setattr(telemetry, "metrics", metrics)
     telemetry.count("PagesFailed", 2)
-    emf = metrics.serialize_metric_set()
+    emf: dict[str, Any] = dict(metrics.serialize_metric_set())
     metrics.clear_metrics()
     (directive,) = emf["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == alarm["Namespace"]

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
 from docsrag.chatkit.context import RequestContext
-from docsrag.chatkit.ratelimit import RateLimiter
+from docsrag.chatkit.ratelimit import RateLimiter, client_ip
 from docsrag.chatkit.server import ANSWERING_REQUESTS, DocsChatKitServer, InputTooLarge
 from docsrag.chatkit.visitor import InvalidVisitorToken, issue_token, verify_token
 from docsrag.config import Settings
@@ -80,6 +80,7 @@ def chatkit_router(
     server: Callable[[], DocsChatKitServer],
     limiter: Callable[[], RateLimiter],
     max_body_bytes: int,
+    session_limiter: Callable[[], RateLimiter] | None = None,
 ) -> APIRouter:
     """The `/session` and `/chatkit` routes. `settings`, `server` and `limiter` are called per
     request (the caller builds them on first use, caches them, and may swap them)."""
@@ -102,10 +103,13 @@ def chatkit_router(
 
     @router.post("/session", response_model=SessionPublic)
     async def session(
+        request: Request,
         response: Response,
         token: Annotated[str | None, Header(alias=VISITOR_HEADER)] = None,
     ) -> SessionPublic:
         """A visitor token: the same visitor renewed when a valid token is sent, else a new one."""
+        if session_limiter is not None:  # per client IP: tokens are not minted at speed
+            await session_limiter().acquire(f"session#{client_ip(request.scope)}")
         current = settings()
         keys = signing_keys(current)
         visitor_id = None
