@@ -38,9 +38,17 @@ for layer in chat ingest; do
     --only-binary=:all:
     -r "$dir/requirements.in"
   )
+  # A layer's botocore shadows the runtime's, so it is locked at the release of the layer's pinned
+  # boto3 (they ship together), whatever botocore the .venv happens to hold.
+  boto3_pin=$(grep -E '^boto3==' "$dir/requirements.in" | cut -d= -f3 || true)
+  : >"$tmp/$layer-constraints.txt"
   if [[ -n $CONSTRAINTS ]]; then
-    args+=(-c "$CONSTRAINTS")
+    grep -viE '^botocore==' "$CONSTRAINTS" >"$tmp/$layer-constraints.txt" || true
   fi
+  if [[ -n $boto3_pin ]]; then
+    echo "botocore==$boto3_pin" >>"$tmp/$layer-constraints.txt"
+  fi
+  args+=(-c "$tmp/$layer-constraints.txt")
   "$PYTHON" -m pip install "${args[@]}"
   "$PYTHON" - "$tmp/$layer.json" "$dir/requirements.txt" "$layer" "$ARCH" <<'PY'
 import json

@@ -238,9 +238,63 @@ def test_ingest_layer_leaves_out_the_web_stack_and_no_layer_ships_dev_tools() ->
     web_stack = {"fastapi", "mangum", "openai-agents", "openai-chatkit", "starlette", "uvicorn"}
     assert web_stack.isdisjoint(ingest_lock)
     assert {"fastapi", "mangum", "openai-agents", "openai-chatkit"} <= set(chat_top)
-    assert set(ingest_top) <= set(chat_top)
+    # The parsers (and tenacity, which nothing imports) are ingest's alone: the chat function never
+    # loads docsrag.ingest or docsrag.parsing, and its layer has a size budget (sam-check.sh).
+    ingest_only = {"selectolax", "python-frontmatter", "pyyaml", "tenacity"}
+    assert set(ingest_top) - ingest_only <= set(chat_top)
+    assert ingest_only.isdisjoint(read_pins(LAYERS / "chat" / "requirements.txt"))
     dev_tools = {"pytest", "moto", "ruff", "mypy", "typer", "rich", "uvicorn", "hypothesis"}
     assert dev_tools.isdisjoint(chat_top) and dev_tools.isdisjoint(ingest_top)
+
+
+def test_chat_code_never_imports_the_ingest_only_parsers_at_module_level() -> None:
+    # GIVEN the modules the chat handler loads: everything in docsrag but the ingest side
+    chat_side = [ROOT / "functions" / "chat" / "app.py"] + [
+        path
+        for path in sorted((ROOT / "functions" / "docsrag").rglob("*.py"))
+        if path.parent.name != "parsing"
+        and path.name not in {"ingest.py", "s3site.py", "cli.py", "__main__.py"}
+    ]
+    # THEN none imports a package the chat layer leaves out, nor the ingest modules, at top level
+    banned = re.compile(
+        r"^(?:import|from) (?:selectolax|frontmatter|yaml|tenacity|docsrag\.parsing|docsrag\.ingest"
+        r"|docsrag\.s3site)\b",
+        re.MULTILINE,
+    )
+    for path in chat_side:
+        match = banned.search(path.read_text(encoding="utf-8"))
+        assert match is None, f"{path.relative_to(ROOT)}: {match and match.group(0)}"
+
+
+def sam_check_setting(name: str) -> str:
+    script = (ROOT / "infra/scripts/sam-check.sh").read_text(encoding="utf-8")
+    match = re.search(rf"^{name}=(\S+)", script, re.MULTILINE)
+    assert match, f"sam-check.sh sets no {name}"
+    return match.group(1)
+
+
+def test_sam_check_enforces_a_size_budget_under_lambdas_limit() -> None:
+    budget = int(sam_check_setting("SIZE_BUDGET"))
+    assert budget <= 220_000_000 < int(sam_check_setting("LAMBDA_UNZIPPED_LIMIT"))
+
+
+def test_the_chat_layers_botocore_keeps_every_service_the_chat_code_makes_a_client_for() -> None:
+    # GIVEN the services whose botocore models sam-check.sh keeps in the chat layer
+    script = (ROOT / "infra/scripts/sam-check.sh").read_text(encoding="utf-8")
+    listed = re.search(r"^CHAT_BOTOCORE_SERVICES=\(([^)]*)\)", script, re.MULTILINE)
+    assert listed, "sam-check.sh sets no CHAT_BOTOCORE_SERVICES=(...)"
+    kept = set(listed.group(1).split())
+    assert {"dynamodb", "secretsmanager", "ssm", "xray"} <= kept
+    # THEN every client the chat side of the code creates by name is among them
+    sources = [
+        ROOT / "functions" / "chat" / "app.py",
+        *(ROOT / "functions" / "docsrag").rglob("*.py"),
+    ]
+    for path in sources:
+        if path.name in {"s3site.py", "cli.py"}:
+            continue  # ingest and local tooling
+        for service in re.findall(r"\bclient\(\s*[\"']([a-z0-9-]+)[\"']", path.read_text("utf-8")):
+            assert service in kept, f"{path.relative_to(ROOT)} makes a {service} client"
 
 
 # --- template.yaml: parameters, settings and secrets ------------------------------------------
