@@ -544,35 +544,7 @@ class DocsIndex:
         """Every chunk of the page(s) served at `path`, in reading order (empty when none);
         `Hit.score` is 0. Trailing slashes do not matter."""
         wanted = sorted({path.rstrip("/") or "/", path.rstrip("/") + "/"})
-        records: list[models.Record] = []
-        offset: Any = None
-        with self._call("scroll"):
-            while True:
-                page, offset = self._client.scroll(
-                    self.collection,
-                    scroll_filter=models.Filter(must=[_match("path", wanted)]),
-                    limit=SCROLL_PAGE,
-                    offset=offset,
-                    with_payload=[*_HIT_FIELDS, "chunk_index"],
-                    with_vectors=False,
-                )
-                records.extend(page)
-                if offset is None:
-                    break
-        records.sort(
-            key=lambda r: (
-                str((r.payload or {}).get("source_key")),
-                (r.payload or {}).get("chunk_index", 0),
-            )
-        )
-        return [
-            _hit(
-                models.ScoredPoint(id=record.id, version=0, score=0.0, payload=record.payload),
-                0.0,
-                {},
-            )
-            for record in records
-        ]
+        return self._hits_in_reading_order(models.Filter(must=[_match("path", wanted)]))
 
     def chunks_by_page(self, scope: SearchScope | None = None) -> dict[str, list[Hit]]:
         """Every chunk inside `scope` (all chunks without one) by page (`source_key`), each
@@ -580,6 +552,14 @@ class DocsIndex:
         a whole part of the site (on the embedded store, each `page_chunks` call reads the whole
         collection)."""
         query_filter = scope_filter(scope) if scope is not None else None
+        by_page: dict[str, list[Hit]] = {}
+        for hit in self._hits_in_reading_order(query_filter):
+            by_page.setdefault(hit.source_key, []).append(hit)
+        return by_page
+
+    def _hits_in_reading_order(self, query_filter: models.Filter | None) -> list[Hit]:
+        """The chunks `query_filter` admits (one scroll, payloads only), page by page
+        (`source_key`), each page's in chunk order."""
         records: list[models.Record] = []
         offset: Any = None
         with self._call("scroll"):
@@ -595,12 +575,15 @@ class DocsIndex:
                 records.extend(page)
                 if offset is None:
                     break
-        by_page: dict[str, list[Hit]] = {}
-        for record in sorted(records, key=_reading_order):
-            point = models.ScoredPoint(id=record.id, version=0, score=0.0, payload=record.payload)
-            hit = _hit(point, 0.0, {})
-            by_page.setdefault(hit.source_key, []).append(hit)
-        return by_page
+        records.sort(key=_reading_order)
+        return [
+            _hit(
+                models.ScoredPoint(id=record.id, version=0, score=0.0, payload=record.payload),
+                0.0,
+                {},
+            )
+            for record in records
+        ]
 
     # --- search -----------------------------------------------------------------------------------
 
