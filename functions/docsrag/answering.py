@@ -555,18 +555,9 @@ class Answerer:
         latency_ms = _elapsed_ms(started)
         text = result.final_output if isinstance(result.final_output, str) else ""
         usage = result.context_wrapper.usage
-        if not text.strip():
-            logger.warning("model %s returned an empty answer", self._settings.chat_model)
-            return self.fallback(
-                hits=hits,
-                reason="empty_output",
-                usage=usage,
-                latency_ms=latency_ms,
-                version_label=label,
-            )
         answer = self.finish(text=text, hits=hits, usage=usage, latency_ms=latency_ms)
-        if not answer.text:  # nothing left once made safe (an answer of raw HTML only)
-            logger.warning("model %s returned nothing safe to show", self._settings.chat_model)
+        if not answer.text:  # empty, or nothing left once made safe (raw HTML only)
+            logger.warning("model %s returned nothing to show", self._settings.chat_model)
             return self.fallback(
                 hits=hits,
                 reason="empty_output",

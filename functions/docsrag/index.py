@@ -210,8 +210,8 @@ class DocsIndex:
     # --- collection -------------------------------------------------------------------------------
 
     def ensure_ready(self) -> None:
-        """`ensure_collection` until it has succeeded once (a Qdrant that was down when the
-        process started is checked again at the next search or ingest)."""
+        """`ensure_collection` until it has succeeded once: every read, write and search calls
+        it, so a Qdrant that was down when the process started is checked again then."""
         if not self._ready:
             self.ensure_collection()
 
@@ -279,6 +279,7 @@ class DocsIndex:
     def cached_site_catalog(self, *, default_locale: str, ttl_seconds: float) -> SiteCatalog:
         """`site_catalog`, kept until a write (embedded store) or for `ttl_seconds` (a server,
         which other processes write to)."""
+        self.ensure_ready()
         now = time.monotonic()
         if self._store is not None:
             key = (self.collection, f"catalog:{default_locale}")
@@ -361,25 +362,33 @@ class DocsIndex:
     def page_state(self, source_key: str) -> PageState | None:
         return self._states(source_key).get(source_key)
 
-    def _states(self, source_key: str | None) -> dict[str, PageState]:
-        scroll_filter = _key_filter(source_key) if source_key is not None else None
-        seen: dict[str, list[dict[str, Any]]] = {}
+    def _scroll(
+        self, scroll_filter: models.Filter | None, with_payload: list[str]
+    ) -> list[models.Record]:
+        """Every record `scroll_filter` admits, payload fields only (one paged scroll)."""
+        self.ensure_ready()
+        records: list[models.Record] = []
         offset: Any = None
         with self._call("scroll"):
             while True:
-                records, offset = self._client.scroll(
+                page, offset = self._client.scroll(
                     self.collection,
                     scroll_filter=scroll_filter,
                     limit=SCROLL_PAGE,
                     offset=offset,
-                    with_payload=_PAGE_STATE_FIELDS,
+                    with_payload=with_payload,
                     with_vectors=False,
                 )
-                for record in records:
-                    payload = record.payload or {}
-                    seen.setdefault(str(payload.get("source_key")), []).append(payload)
+                records.extend(page)
                 if offset is None:
-                    break
+                    return records
+
+    def _states(self, source_key: str | None) -> dict[str, PageState]:
+        scroll_filter = _key_filter(source_key) if source_key is not None else None
+        seen: dict[str, list[dict[str, Any]]] = {}
+        for record in self._scroll(scroll_filter, _PAGE_STATE_FIELDS):
+            payload = record.payload or {}
+            seen.setdefault(str(payload.get("source_key")), []).append(payload)
         states = {}
         for key, payloads in seen.items():
             hashes = {p.get("content_hash") for p in payloads}
@@ -455,6 +464,7 @@ class DocsIndex:
                     },
                 )
             )
+        self.ensure_ready()
         keep: list[models.ExtendedPointId] = [point.id for point in points]
         with self._call("upsert", writes=True):
             for start in range(0, len(points), UPSERT_BATCH):
@@ -512,32 +522,20 @@ class DocsIndex:
         if query_filter is not None:
             conditions.append(query_filter)
         summaries: list[PageSummary] = []
-        offset: Any = None
-        with self._call("scroll"):
-            while True:
-                records, offset = self._client.scroll(
-                    self.collection,
-                    scroll_filter=models.Filter(must=conditions),
-                    limit=SCROLL_PAGE,
-                    offset=offset,
-                    with_payload=[*_META_FIELDS, "source_key", "path", "title", "description"],
-                    with_vectors=False,
+        fields = [*_META_FIELDS, "source_key", "path", "title", "description"]
+        for record in self._scroll(models.Filter(must=conditions), fields):
+            payload = record.payload or {}
+            path = str(payload.get("path", ""))
+            description = payload.get("description")
+            summaries.append(
+                PageSummary(
+                    source_key=str(payload.get("source_key", "")),
+                    path=path,
+                    title=str(payload.get("title", "")),
+                    description=str(description) if description else None,
+                    meta=_meta(payload, path),
                 )
-                for record in records:
-                    payload = record.payload or {}
-                    path = str(payload.get("path", ""))
-                    description = payload.get("description")
-                    summaries.append(
-                        PageSummary(
-                            source_key=str(payload.get("source_key", "")),
-                            path=path,
-                            title=str(payload.get("title", "")),
-                            description=str(description) if description else None,
-                            meta=_meta(payload, path),
-                        )
-                    )
-                if offset is None:
-                    break
+            )
         return sorted(summaries, key=lambda page: (page.path, page.source_key))
 
     def page_chunks(self, path: str) -> list[Hit]:
@@ -560,21 +558,7 @@ class DocsIndex:
     def _hits_in_reading_order(self, query_filter: models.Filter | None) -> list[Hit]:
         """The chunks `query_filter` admits (one scroll, payloads only), page by page
         (`source_key`), each page's in chunk order."""
-        records: list[models.Record] = []
-        offset: Any = None
-        with self._call("scroll"):
-            while True:
-                page, offset = self._client.scroll(
-                    self.collection,
-                    scroll_filter=query_filter,
-                    limit=SCROLL_PAGE,
-                    offset=offset,
-                    with_payload=[*_HIT_FIELDS, "chunk_index"],
-                    with_vectors=False,
-                )
-                records.extend(page)
-                if offset is None:
-                    break
+        records = self._scroll(query_filter, [*_HIT_FIELDS, "chunk_index"])
         records.sort(key=_reading_order)
         return [
             _hit(
@@ -609,6 +593,7 @@ class DocsIndex:
         vector the raw list is the answer and `Hit.score` is its raw score. An empty sparse
         query (only stop-words) uses the dense vector alone.
         """
+        self.ensure_ready()
         prefetch_limit = max(prefetch_limit, limit)
         query_filter = scope_filter(scope) if scope is not None else None
         raw: list[tuple[str, models.QueryRequest]] = []

@@ -107,7 +107,6 @@ class Ingestor:
         `version` (an S3 sequencer or ETag) is stored with the points. Raises `EmbeddingError`
         (the page keeps its old chunks) and `IndexUnavailable`.
         """
-        self._index.ensure_ready()
         return self._ingest(
             source_key,
             data,
@@ -291,7 +290,6 @@ class Ingestor:
             logger.warning("%s: %s", root, note)
         files = list(layout.iter_files())
         unbuilt = layout.unbuilt_files(key for key, _ in files) if layout.site else {}
-        self._index.ensure_ready()
         summary = IngestSummary()
         calls_before = self._embedder.calls if self._embedder is not None else 0
         states = self._index.page_states()

@@ -126,7 +126,6 @@ class Retriever:
     async def catalog(self) -> SiteCatalog:
         """The site's versions and locales as the index holds them (cached, see `DocsIndex`)."""
         s = self._settings
-        await asyncio.to_thread(self._index.ensure_ready)
         return await asyncio.to_thread(
             self._index.cached_site_catalog,
             default_locale=s.default_locale,
@@ -164,7 +163,6 @@ class Retriever:
         already resolved `SearchScope`. Raises `UnknownScope` (see `scope`)."""
         s = self._settings
         if isinstance(request, SearchScope):
-            await asyncio.to_thread(self._index.ensure_ready)
             scope = request
         else:
             scope = await self.scope(question, request)
