@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/retrieval_quality.py [--source docs|site/build] [--show-failures]
         [--real-embeddings | --embeddings-url URL [--embedding-model M --embedding-dimensions N]]
+        [--questions FILE --offtopic FILE] [--split all|tune|held] [--json FILE]
 
 Ingests `docs/` (or a Docusaurus build folder given with `--source`) into a temporary embedded
 Qdrant store, asks every question of `bench/questions.jsonl` (or `--questions`) twice (BM25 only,
@@ -12,13 +13,33 @@ counts how many are judged "not covered".
 A hit finds a label when its path matches and the label's anchor is among the sections the chunk
 covers (`Hit.anchors`: a chunk that merged tiny sections covers all of them). The "strict" figures
 count only the chunk's citation anchor (`Hit.anchor`, its first section), i.e. where the link
-lands.
+lands. "page@5" counts a hit on the labelled page, any section, in the top 5. "wrongly refused"
+counts labelled questions judged "not covered" (the chat would refuse an answer the docs have).
+
+Held-out split. Each labelled question may carry `"split": "tune"` or `"split": "held"`
+(`{"question": ..., "path": ..., "anchor": ..., "split": "held"}`); an off-topic line may start
+with `tune: ` or `held: `. The split is chosen by a fixed rule, never by difficulty: `held` when
+the SHA-256 of the question text (UTF-8), read as an integer, is odd, `tune` when it is even.
+Ranking work may look at the tune questions; the held ones are only for reporting, so that a
+gain that only fits the tune questions shows as a gap between the two. The report gives every
+figure for all questions, then per split (files without splits, like `bench/questions.jsonl`, get
+the "all" row only); figures on a split count only that split's labelled and off-topic questions,
+e.g. "wrongly refused" on held is over every labelled held question. `--split tune|held` asks only
+that split's questions (quicker while tuning); `--json FILE` writes the figures per mode and split
+(`{"modes": {"bm25"|"hybrid": {"name": ..., "splits": {"all"|"tune"|"held": {"recall_at_1": ...,
+"offtopic_rejected": ...}}}}}`, counts as integers, shares as fractions) for scripted comparisons.
 
 The real Docusaurus documentation in ../shared is the second corpus, a check against tuning to
 this project's own docs:
 
     .venv/bin/python bench/retrieval_quality.py --source ../shared/corpora/docusaurus/build \
-        --questions bench/questions_docusaurus.jsonl
+        --questions bench/questions_docusaurus.jsonl --offtopic bench/offtopic_docusaurus.txt
+
+`bench/questions_docusaurus.jsonl` holds 245 questions written the way users ask them, over 78
+pages of that build, labelled with the page and the h2/h3 anchor that answers them (`"anchor":
+null` for a page's lead-in); `bench/offtopic_docusaurus.txt` holds 40 questions those docs do not
+answer, 24 of them near the domain (other site generators, build tools, hosting, npm, React, CSS,
+SEO).
 
 Versioned sites (first source from the asked version, other versions in the top 5, recall
 against a single-version build): `--versioned` runs `bench/versioned_quality.py` on the
@@ -58,8 +79,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The fake server lives in the test suite; the script is run as a file, so make the repository
@@ -85,6 +107,16 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 # Dense floors tried in the sweep of the "covered" rule.
 FLOOR_SWEEP = (0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60)
 NAME_WIDTH = 27
+# The question sets' splits: "tune" questions may guide ranking work, "held" ones never do.
+SPLITS = ("tune", "held")
+ALL = "all"
+# The modes in the order `main` runs them, as keys of the --json report.
+MODE_KEYS = ("bm25", "hybrid")
+
+
+class _Split(Protocol):
+    @property
+    def split(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +124,18 @@ class Question:
     question: str
     path: str
     anchor: str | None
+    # "tune" or "held" (see the module docstring); None in files without splits
+    split: str | None = None
 
     @property
     def label(self) -> str:
         return f"{self.path}#{self.anchor}" if self.anchor else self.path
+
+
+@dataclass(frozen=True, slots=True)
+class OffTopic:
+    text: str
+    split: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +159,8 @@ class ModeResult:
     ranks: list[int | None] = field(default_factory=list)
     # the same, counting only the hit's citation anchor (where its link lands)
     strict_ranks: list[int | None] = field(default_factory=list)
+    # 1-based rank of the first hit on the labelled page (any section), or None
+    page_ranks: list[int | None] = field(default_factory=list)
     # Rank in the fused list before the per-page cap and top_k cut (up to RAW_DEPTH), to tell
     # "search did not find it" from "the cap on chunks per page dropped it".
     raw_ranks: list[int | None] = field(default_factory=list)
@@ -133,28 +175,6 @@ class ModeResult:
     # Rank with the dense vector alone (no BM25, no cap), up to RAW_DEPTH; empty without dense.
     dense_ranks: list[int | None] = field(default_factory=list)
 
-    def recall(self, depth: int, *, strict: bool = False) -> float:
-        ranks = self.strict_ranks if strict else self.ranks
-        found = sum(1 for rank in ranks if rank is not None and rank <= depth)
-        return found / len(ranks) if ranks else 0.0
-
-    def mrr(self, *, strict: bool = False) -> float:
-        ranks = self.strict_ranks if strict else self.ranks
-        total = sum(1.0 / rank for rank in ranks if rank is not None)
-        return total / len(ranks) if ranks else 0.0
-
-    @property
-    def covered_share(self) -> float:
-        return sum(self.covered) / len(self.covered) if self.covered else 0.0
-
-    @property
-    def offtopic_rejected(self) -> float:
-        if not self.offtopic_covered:
-            return 0.0
-        return sum(1 for covered in self.offtopic_covered if not covered) / len(
-            self.offtopic_covered
-        )
-
 
 def load_questions(path: Path) -> list[Question]:
     questions = []
@@ -163,15 +183,80 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             raw = json.loads(line)
-            questions.append(Question(raw["question"], raw["path"], raw.get("anchor")))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            split = raw.get("split")
+            if split is not None and split not in SPLITS:
+                raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+            questions.append(Question(raw["question"], raw["path"], raw.get("anchor"), split))
+        except (ValueError, KeyError, TypeError) as exc:
             raise SystemExit(f"{path}:{number}: not a question record: {exc}") from exc
     return questions
 
 
-def load_offtopic(path: Path) -> list[str]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+def load_offtopic(path: Path) -> list[OffTopic]:
+    """One question a line; `#` starts a comment line. A `tune: ` or `held: ` prefix gives the
+    question's split."""
+    questions = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        prefix, colon, rest = text.partition(":")
+        if colon and prefix in SPLITS:
+            questions.append(OffTopic(rest.strip(), prefix))
+        else:
+            questions.append(OffTopic(text))
+    return questions
+
+
+def select(items: Sequence[_Split], split: str) -> list[int]:
+    """Positions of the items in `split` ("all": every item)."""
+    return [i for i, item in enumerate(items) if split == ALL or item.split == split]
+
+
+@dataclass(frozen=True, slots=True)
+class SplitFigures:
+    """One mode's figures over the questions of one split."""
+
+    questions: int
+    recall_at_1: float
+    recall_at_5: float
+    mrr: float
+    page_recall_at_5: float
+    strict_recall_at_1: float
+    strict_recall_at_5: float
+    strict_mrr: float
+    # labelled questions judged "not covered" (the answer is refused although the docs have it)
+    wrongly_refused: int
+    offtopic: int
+    offtopic_rejected: int
+
+    @classmethod
+    def of(
+        cls, result: ModeResult, questions: Sequence[int], offtopic: Sequence[int]
+    ) -> SplitFigures:
+        """Figures of `result` over the labelled and off-topic questions at these positions."""
+
+        def recall(ranks: list[int | None], depth: int) -> float:
+            found = sum(1 for i in questions if (rank := ranks[i]) is not None and rank <= depth)
+            return found / len(questions) if questions else 0.0
+
+        def mrr(ranks: list[int | None]) -> float:
+            total = sum(1.0 / rank for i in questions if (rank := ranks[i]) is not None)
+            return total / len(questions) if questions else 0.0
+
+        return cls(
+            questions=len(questions),
+            recall_at_1=recall(result.ranks, 1),
+            recall_at_5=recall(result.ranks, 5),
+            mrr=mrr(result.ranks),
+            page_recall_at_5=recall(result.page_ranks, 5),
+            strict_recall_at_1=recall(result.strict_ranks, 1),
+            strict_recall_at_5=recall(result.strict_ranks, 5),
+            strict_mrr=mrr(result.strict_ranks),
+            wrongly_refused=sum(1 for i in questions if not result.covered[i]),
+            offtopic=len(offtopic),
+            offtopic_rejected=sum(1 for i in offtopic if not result.offtopic_covered[i]),
+        )
 
 
 def indexable_labels(source: Path, settings: Settings) -> set[tuple[str, str | None]]:
@@ -202,6 +287,14 @@ def indexable_labels(source: Path, settings: Settings) -> set[tuple[str, str | N
 def same_path(a: str, b: str) -> bool:
     """Docusaurus serves `/docs/x` and `/docs/x/` alike; compare without the trailing slash."""
     return a.rstrip("/") == b.rstrip("/")
+
+
+def page_rank_of(question: Question, hits: Sequence[Hit]) -> int | None:
+    """Rank of the first hit on the labelled page, whatever its section."""
+    for rank, hit in enumerate(hits, start=1):
+        if same_path(hit.path, question.path):
+            return rank
+    return None
 
 
 def rank_of(question: Question, hits: Sequence[Hit], *, strict: bool = False) -> int | None:
@@ -237,6 +330,7 @@ async def run_mode(
         retrieval = await retriever.retrieve(question.question, ())
         result.ranks.append(rank_of(question, retrieval.hits))
         result.strict_ranks.append(rank_of(question, retrieval.hits, strict=True))
+        result.page_ranks.append(page_rank_of(question, retrieval.hits))
         result.covered.append(retrieval.covered)
         result.top_hits.append(retrieval.hits[:3])
     for text in offtopic:
@@ -403,20 +497,106 @@ def print_signals(
         print(line(signal, question.question))
 
 
+def tag(item: _Split) -> str:
+    """`[held] ` or `[tune] ` before a question of a split set, nothing otherwise."""
+    return f"[{item.split}] " if item.split else ""
+
+
 def print_failures(questions: Sequence[Question], results: Sequence[ModeResult]) -> None:
     for result in results:
         misses = [
-            (question, hits)
+            (question, rank, hits)
             for question, rank, hits in zip(questions, result.ranks, result.top_hits, strict=True)
             if rank is None or rank > 1
         ]
         print(f"\n{result.name}: {len(misses)} question(s) not ranked first")
-        for question, hits in misses:
-            rank = result.ranks[questions.index(question)]
+        for question, rank, hits in misses:
             where = f"rank {rank}" if rank is not None else "not in results"
-            print(f"  - {question.question}")
+            print(f"  - {tag(question)}{question.question}")
             print(f"      expected {question.label} ({where}); top: ", end="")
             print(", ".join(describe(hit) for hit in hits) or "(nothing)")
+
+
+def report_splits(questions: Sequence[Question], offtopic: Sequence[OffTopic]) -> list[str]:
+    """The splits to report: all, then tune and held when the question files carry them."""
+    present = {q.split for q in questions} | {o.split for o in offtopic}
+    return [ALL, *(split for split in SPLITS if split in present)]
+
+
+def figures_by_split(
+    results: Sequence[ModeResult],
+    questions: Sequence[Question],
+    offtopic: Sequence[OffTopic],
+) -> dict[str, dict[str, SplitFigures]]:
+    """{mode name: {split: figures}}."""
+    return {
+        result.name: {
+            split: SplitFigures.of(result, select(questions, split), select(offtopic, split))
+            for split in report_splits(questions, offtopic)
+        }
+        for result in results
+    }
+
+
+def print_table(figures: dict[str, dict[str, SplitFigures]], seconds: dict[str, float]) -> None:
+    def share(found: int, total: int) -> str:
+        return f"{found}/{total}" if total else "-"
+
+    header = (
+        f"{'mode':<{NAME_WIDTH}}{'split':<6}{'n':>5}{'R@1':>7}{'R@5':>7}{'MRR':>7}"
+        f"{'page@5':>8}{'sR@1':>7}{'sR@5':>7}{'sMRR':>7}"
+        f"{'off-topic rejected':>20}{'wrongly refused':>17}{'time':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, by_split in figures.items():
+        for row, (split, f) in enumerate(by_split.items()):
+            shown = name if row == 0 else ""
+            time_text = f"{seconds[name]:>7.1f}s" if row == 0 else ""
+            print(
+                f"{shown:<{NAME_WIDTH}}{split:<6}{f.questions:>5}{f.recall_at_1:>7.3f}"
+                f"{f.recall_at_5:>7.3f}{f.mrr:>7.3f}{f.page_recall_at_5:>8.3f}"
+                f"{f.strict_recall_at_1:>7.3f}{f.strict_recall_at_5:>7.3f}{f.strict_mrr:>7.3f}"
+                f"{share(f.offtopic_rejected, f.offtopic):>20}"
+                f"{share(f.wrongly_refused, f.questions):>17}{time_text}"
+            )
+    print(
+        "\nR@k, MRR: the labelled section is among the sections a hit covers; page@5: a hit on the "
+        "labelled page\n(any section) is in the top 5; sR@k, sMRR (strict): the section is the "
+        "hit's citation anchor (where\nthe link lands). off-topic rejected: off-topic questions "
+        "judged not covered; wrongly refused:\nlabelled questions judged not covered. n: labelled "
+        "questions. Held questions are never tuned on."
+    )
+
+
+def write_figures(
+    path: Path,
+    figures: dict[str, dict[str, SplitFigures]],
+    *,
+    source: Path,
+    questions_file: Path,
+    offtopic_file: Path,
+    settings: Settings,
+) -> None:
+    report = {
+        "source": str(source),
+        "questions": str(questions_file),
+        "offtopic": str(offtopic_file),
+        "settings": {
+            "retrieval_top_k": settings.retrieval_top_k,
+            "retrieval_max_chunks_per_page": settings.retrieval_max_chunks_per_page,
+            "dense_relevance_floor": settings.dense_relevance_floor,
+            "sparse_relevance_floor": settings.sparse_relevance_floor,
+            "embedding_model": settings.embedding_model,
+        },
+        # Stable keys for scripts; the displayed name (with the model) inside.
+        "modes": {
+            key: {"name": name, "splits": {split: asdict(f) for split, f in by_split.items()}}
+            for key, (name, by_split) in zip(MODE_KEYS, figures.items(), strict=True)
+        },
+    }
+    path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(f"\nfigures written to {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -470,13 +650,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="list every question whose section is not ranked first",
     )
+    parser.add_argument(
+        "--split",
+        choices=(ALL, *SPLITS),
+        default=ALL,
+        help="ask only the questions (labelled and off-topic) of this split (default: all, "
+        "reported per split)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="write the figures per mode and per split to this JSON file",
+    )
     args = parser.parse_args(argv)
     if args.real_embeddings and args.embeddings_url:
         parser.error("--real-embeddings and --embeddings-url exclude each other")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    questions = load_questions(args.questions)
-    offtopic = load_offtopic(args.offtopic)
+    all_questions = load_questions(args.questions)
+    all_offtopic = load_offtopic(args.offtopic)
+    questions = [all_questions[i] for i in select(all_questions, args.split)]
+    offtopic_items = [all_offtopic[i] for i in select(all_offtopic, args.split)]
+    if not questions:
+        raise SystemExit(f"{args.questions}: no labelled question in the split {args.split!r}")
+    offtopic = [item.text for item in offtopic_items]
 
     with (
         FakeOpenAI() as fake,
@@ -562,7 +759,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for question in unreachable:
         print(f"  WARNING: no chunk carries the label {question.label} ({question.question})")
     print(
-        f"  {len(questions)} labelled questions, {len(offtopic)} off-topic; "
+        f"  {len(questions)} labelled questions, {len(offtopic)} off-topic"
+        f"{'' if args.split == ALL else ' (' + args.split + ' split only)'}; "
         f"top_k={settings.retrieval_top_k}, max {settings.retrieval_max_chunks_per_page} per page, "
         f"floors dense={settings.dense_relevance_floor} terms={settings.sparse_relevance_floor}"
     )
@@ -576,27 +774,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "real embedding model."
         )
     print()
-    header = (
-        f"{'mode':<{NAME_WIDTH}}{'recall@1':>10}{'recall@5':>10}{'MRR':>8}"
-        f"{'strict@1':>10}{'strict@5':>10}{'sMRR':>7}"
-        f"{'covered':>10}{'off-topic rejected':>20}{'time':>8}"
-    )
-    print(header)
-    print("-" * len(header))
-    for result in results:
-        print(
-            f"{result.name:<{NAME_WIDTH}}{result.recall(1):>10.3f}{result.recall(5):>10.3f}"
-            f"{result.mrr():>8.3f}{result.recall(1, strict=True):>10.3f}"
-            f"{result.recall(5, strict=True):>10.3f}{result.mrr(strict=True):>7.3f}"
-            f"{result.covered_share:>10.3f}"
-            f"{result.offtopic_rejected:>20.3f}{result.seconds:>7.1f}s"
-        )
-    print(
-        "\nrecall@k, MRR: the labelled section is among the sections a hit covers; strict@k, "
-        "sMRR: it is the hit's\ncitation anchor (where the link lands). covered: share of "
-        "labelled questions judged covered by the docs;\noff-topic rejected: share of off-topic "
-        "questions judged not covered."
-    )
+    figures = figures_by_split(results, questions, offtopic_items)
+    print_table(figures, {result.name: result.seconds for result in results})
     for result in results:
         found = sum(1 for rank in result.raw_ranks if rank is not None and rank <= 5)
         print(
@@ -621,7 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for position, question in missed:
                 rank = result.ranks[position]
                 hits = result.top_hits[position]
-                print(f"  - {question.question}")
+                print(f"  - {tag(question)}{question.question}")
                 print(
                     f"      expected {question.label}"
                     f" ({'rank ' + str(rank) if rank else 'not returned'}; "
@@ -629,25 +808,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 print("      got: " + (", ".join(describe(hit) for hit in hits) or "(nothing)"))
         uncovered = [
-            question.question
+            question
             for question, covered in zip(questions, result.covered, strict=True)
             if not covered
         ]
         if uncovered:
             print(f"\n{result.name}: judged NOT covered although labelled ({len(uncovered)}):")
-            for text in uncovered:
-                print(f"  - {text}")
+            for question in uncovered:
+                print(f"  - {tag(question)}{question.question}")
         accepted = [
-            text for text, covered in zip(offtopic, result.offtopic_covered, strict=True) if covered
+            item
+            for item, covered in zip(offtopic_items, result.offtopic_covered, strict=True)
+            if covered
         ]
         if accepted:
             print(f"\n{result.name}: off-topic questions judged covered ({len(accepted)}):")
-            for text in accepted:
-                print(f"  - {text}")
+            for item in accepted:
+                print(f"  - {tag(item)}{item.text}")
     if args.show_failures:
         print_failures(questions, results)
     if args.signals_json:
         write_signals(args.signals_json, questions, offtopic, results)
+    if args.json:
+        write_figures(
+            args.json,
+            figures,
+            source=source,
+            questions_file=args.questions.resolve(),
+            offtopic_file=args.offtopic.resolve(),
+            settings=settings,
+        )
     return 0
 
 

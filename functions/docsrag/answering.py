@@ -43,6 +43,7 @@ from agents import (
 from openai.types.responses import ResponseTextDeltaEvent
 from pydantic import BaseModel, ConfigDict
 
+from docsrag.budget import Deadline, TimeBudgetExhausted
 from docsrag.config import Settings
 from docsrag.errors import LLMUnavailable
 from docsrag.models import Hit
@@ -84,6 +85,11 @@ NOTICES: dict[str, str] = {
     "empty_output": "The AI assistant returned an empty answer, so here are the most relevant "
     "sections of the docs; try asking again.",
 }
+# After an answer that streamed in part when the time budget ran out (ChatKit keeps that part).
+CUT_SHORT_NOTICE = (
+    "The AI assistant took too long to finish this answer, so it stops here; the sources below "
+    "have the rest."
+)
 
 _RULES = """\
 You are the documentation assistant for {site}. You answer questions about this documentation \
@@ -368,6 +374,8 @@ def failure_reason(exc: BaseException) -> str:
         seen.add(id(current))
         if isinstance(current, LLMUnavailable):
             return current.reason
+        if isinstance(current, TimeBudgetExhausted):
+            return "timeout"  # the request's time budget, not the model's own timeout
         if isinstance(current, openai.RateLimitError):
             return "rate_limited"
         if isinstance(current, openai.APIStatusError):
@@ -537,9 +545,13 @@ class Answerer:
         history: Sequence[ChatTurn],
         hits: Sequence[Hit],
         version_label: str | None = None,
+        deadline: Deadline | None = None,
     ) -> Answer:
+        """The model's answer from `hits`, or the retrieval-only answer when it fails or the
+        `deadline` passes first (reason `timeout`; nothing of a cut answer is kept)."""
         if not hits:
             return self.not_covered()
+        deadline = deadline or Deadline.unbounded()
         label = version_label
         try:
             prepared = self.prepare(
@@ -549,8 +561,8 @@ class Answerer:
             return self.fallback(hits=hits, reason=exc.reason, version_label=label)
         started = time.perf_counter()
         try:
-            result = await prepared.run()
-        except (openai.OpenAIError, AgentsException, TimeoutError) as exc:
+            result = await deadline.run(prepared.run())
+        except (openai.OpenAIError, AgentsException, TimeoutError, TimeBudgetExhausted) as exc:
             return self._failed(exc, hits=hits, started=started, version_label=label)
         latency_ms = _elapsed_ms(started)
         text = result.final_output if isinstance(result.final_output, str) else ""
@@ -574,16 +586,19 @@ class Answerer:
         history: Sequence[ChatTurn],
         hits: Sequence[Hit],
         version_label: str | None = None,
+        deadline: Deadline | None = None,
     ) -> AsyncIterator[str | Answer]:
         """Text deltas (citations already renumbered, safe to render), then the final `Answer`.
 
         When the model fails after some deltas were sent, the final `Answer` is retrieval-only
         and replaces what was streamed: show `answer.text`, not the deltas. `answer.text` may
         also differ from the deltas when later text made earlier text unsafe (`SafeStream`).
+        The stream is cut when the `deadline` passes, like a failure (reason `timeout`).
         """
         if not hits:
             yield self.not_covered()
             return
+        deadline = deadline or Deadline.unbounded()
         label = version_label
         try:
             prepared = self.prepare(
@@ -597,8 +612,13 @@ class Answerer:
         safe = SafeStream(self.output_policy(hits))
         parts: list[str] = []
         result = prepared.run_streamed()
+        events = result.stream_events()
         try:
-            async for event in result.stream_events():
+            while True:
+                try:
+                    event = await deadline.run(anext(events))
+                except StopAsyncIteration:
+                    break
                 if event.type != "raw_response_event":
                     continue
                 if not isinstance(event.data, ResponseTextDeltaEvent):
@@ -608,7 +628,7 @@ class Answerer:
                 if shown:
                     parts.append(shown)
                     yield shown
-        except (openai.OpenAIError, AgentsException, TimeoutError) as exc:
+        except (openai.OpenAIError, AgentsException, TimeoutError, TimeBudgetExhausted) as exc:
             yield self._failed(
                 exc, hits=hits, started=started, streamed=bool(parts), version_label=label
             )
@@ -685,7 +705,9 @@ class Answerer:
             type(exc).__name__,
             f" HTTP {status}" if status else "",
             # An error that is not the endpoint's (an SDK or programming error) keeps its trace.
-            exc_info=not isinstance(exc, openai.APIError | ModelTimeoutError | ModelBehaviorError),
+            exc_info=not isinstance(
+                exc, openai.APIError | ModelTimeoutError | ModelBehaviorError | TimeBudgetExhausted
+            ),
         )
         return self.fallback(
             hits=hits, reason=reason, latency_ms=_elapsed_ms(started), version_label=version_label

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docsrag.answering import ChatTurn
+from docsrag.budget import Deadline
 from docsrag.chatkit.ratelimit import RateLimited, client_ip
 from docsrag.chatkit.routes import PAGE_URL_HEADER, chatkit_router
 from docsrag.chatkit.server import InputTooLarge, InvalidChatKitRequest
@@ -425,6 +426,11 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
     @app.post("/chat", response_model=ChatResponse)
     async def chat(payload: ChatRequest, container: ContainerDep, request: Request) -> ChatResponse:
         """Answer one question from the docs, with the sections it used."""
+        # The request's one time budget, from now (on Lambda: within the invocation's time).
+        deadline = Deadline.start(
+            container.settings.request_time_budget_seconds,
+            lambda_context=request.scope.get("aws.context"),
+        )
         limit = container.settings.max_message_chars  # the current settings, after a reset too
         message = payload.message.strip()
         if not message:
@@ -441,7 +447,9 @@ def create_app(*, settings: Settings | None = None, container: Container | None 
         scope = ScopeRequest(
             page_url=payload.page_url, version=payload.version, locale=payload.locale
         )
-        result = await container.chat.chat(message=message, history=payload.history, scope=scope)
+        result = await container.chat.chat(
+            message=message, history=payload.history, scope=scope, deadline=deadline
+        )
         return ChatResponse(
             answer=result.answer,
             sources=[SourcePublic(**asdict(source)) for source in result.sources],

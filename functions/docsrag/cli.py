@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from docsrag.budget import Deadline
 from docsrag.config import Settings, load_settings
 from docsrag.errors import ConfigError, DocsRagError, IndexUnavailable
 
@@ -351,7 +352,11 @@ def ask(
         container = Container.build(settings)
         try:
             scope = ScopeRequest(page_url=page_url, version=version, locale=locale)
-            result = asyncio.run(container.chat.chat(message=message, scope=scope))
+            # REQUEST_TIME_BUDGET_SECONDS for the question, from once the index is open.
+            deadline = Deadline.start(settings.request_time_budget_seconds)
+            result = asyncio.run(
+                container.chat.chat(message=message, scope=scope, deadline=deadline)
+            )
         finally:
             container.close()
     except IndexUnavailable as exc:

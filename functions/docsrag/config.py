@@ -27,6 +27,9 @@ DEFAULT_FALLBACK_MODELS = (
 
 CommaList = Annotated[list[str], NoDecode]
 
+# What a function keeps after the request time budget ends: the response, logs and metrics.
+FUNCTION_TIMEOUT_MARGIN_SECONDS = 2.0
+
 # Characters a URL fragment may carry as they are (RFC 3986 pchar plus "/" and "?").
 _FRAGMENT_SAFE = "/?!$&'()*+,;=:@-._~"
 
@@ -135,6 +138,15 @@ class Settings(BaseSettings):
     # http(s) link the model writes). Raw HTML, other schemes and outside images are always
     # dropped (docsrag.safety).
     answer_links_site_only: bool = True
+
+    # --- Time budget (docsrag.budget) -------------------------------------------------------------
+    # One deadline per chat request, shared by the query embedding, the search and the model:
+    # the answer (retrieval-only at worst) is ready and stored before it ends. The default fits
+    # API Gateway's 30 s with margin.
+    request_time_budget_seconds: float = Field(default=25.0, ge=1.0, le=900.0)
+    # The function's own timeout (template.yaml sets it per function); when set, the budget must
+    # end FUNCTION_TIMEOUT_MARGIN_SECONDS before it.
+    function_timeout_seconds: float | None = Field(default=None, gt=0, le=900.0)
 
     # --- Chat API -------------------------------------------------------------------------------
     max_message_chars: int = Field(default=4000, ge=1, le=100_000)
@@ -249,6 +261,19 @@ class Settings(BaseSettings):
             )
         if self.chunk_overlap_tokens >= self.chunk_target_tokens:
             raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TARGET_TOKENS")
+        return self
+
+    @model_validator(mode="after")
+    def _budget_fits_function(self) -> Settings:
+        timeout = self.function_timeout_seconds
+        budget = self.request_time_budget_seconds
+        if timeout is not None and budget > timeout - FUNCTION_TIMEOUT_MARGIN_SECONDS:
+            raise ValueError(
+                f"REQUEST_TIME_BUDGET_SECONDS ({budget:g}) must end at least "
+                f"{FUNCTION_TIMEOUT_MARGIN_SECONDS:g} s before FUNCTION_TIMEOUT_SECONDS "
+                f"({timeout:g}): lower the budget to {timeout - FUNCTION_TIMEOUT_MARGIN_SECONDS:g} "
+                "or less, or raise the function's timeout"
+            )
         return self
 
     @property

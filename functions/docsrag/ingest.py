@@ -18,6 +18,10 @@ What happens to a page that is already indexed when its new version is bad:
   embeddings endpoint for the rest of the run.
 Qdrant failures (`IndexUnavailable`) always propagate: nothing sensible can continue.
 
+Embedding a page stops at the ambient deadline (`Deadline.current()`, set per SQS record by the
+ingest function from its remaining time): the page's requests and retries end before it, or
+`EmbeddingError` is raised before anything is written, and the record is delivered again.
+
 A page that chunks into more than `MAX_CHUNKS_PER_PAGE` chunks (a generated or pasted 5 MB page)
 is indexed with its first chunks only, so one page cannot cost thousands of embeddings; the
 outcome says so (`PageOutcome.truncated`, `IngestSummary.truncated`) and a warning is logged.
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from docsrag.budget import Deadline
 from docsrag.chunking import chunk_page
 from docsrag.config import Settings
 from docsrag.embeddings import DenseEmbedder
@@ -175,7 +180,9 @@ class Ingestor:
         if embedder is not None:
             before = embedder.calls
             try:
-                dense = embedder.embed_documents([chunk.embed_text for chunk in chunks])
+                dense = embedder.embed_documents(
+                    [chunk.embed_text for chunk in chunks], deadline=Deadline.current()
+                )
             finally:
                 calls = embedder.calls - before
         sparse = [self._encoder.encode_document(chunk.embed_text) for chunk in chunks]

@@ -68,6 +68,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from docsrag.budget import Deadline
 from docsrag.chatkit.ratelimit import RateLimited, RateLimiter, client_ip
 from docsrag.config import Settings
 from docsrag.container import Container
@@ -225,6 +226,8 @@ def build_server(settings: Settings, container: Callable[[], Container]) -> MCPS
         query: Query, version: Version = None, limit: Limit = 5
     ) -> Annotated[CallToolResult, SearchResults]:
         current = _container(container)
+        # The call's one time budget (docsrag.budget): the query embedding gives up in time.
+        deadline = Deadline.start(current.settings.request_time_budget_seconds)
         text = _check_text(query, current.settings, what="query")
         retriever = current.retriever
         s = current.settings
@@ -236,7 +239,9 @@ def build_server(settings: Settings, container: Callable[[], Container]) -> MCPS
                 settings=s.model_copy(update={"retrieval_top_k": limit}),
             )
         try:
-            retrieval = await retriever.retrieve(text, request=ScopeRequest(version=version))
+            retrieval = await retriever.retrieve(
+                text, request=ScopeRequest(version=version), deadline=deadline
+            )
         except UnknownScope as exc:
             raise _scope_error(exc) from exc
         except IndexUnavailable as exc:
@@ -277,9 +282,13 @@ def build_server(settings: Settings, container: Callable[[], Container]) -> MCPS
         question: Question, version: Version = None
     ) -> Annotated[CallToolResult, Answer]:
         current = _container(container)
+        # The call's one time budget (docsrag.budget), shared by the search and the model.
+        deadline = Deadline.start(current.settings.request_time_budget_seconds)
         text = _check_text(question, current.settings, what="question")
         try:
-            result = await current.chat.chat(message=text, scope=ScopeRequest(version=version))
+            result = await current.chat.chat(
+                message=text, scope=ScopeRequest(version=version), deadline=deadline
+            )
         except UnknownScope as exc:
             raise _scope_error(exc) from exc
         except IndexUnavailable as exc:

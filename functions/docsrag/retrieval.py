@@ -63,6 +63,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from docsrag.budget import Deadline
 from docsrag.config import Settings
 from docsrag.embeddings import DenseEmbedder
 from docsrag.errors import EmbeddingError
@@ -154,6 +155,8 @@ class Retriever:
         question: str,
         history: Sequence[ChatTurn] = (),
         request: ScopeRequest | SearchScope | None = None,
+        *,
+        deadline: Deadline | None = None,
     ) -> Retrieval:
         """The best sections for `question` (at most `retrieval_top_k`, at most
         `retrieval_max_chunks_per_page` per page, one more from the best hit's page, each
@@ -174,7 +177,7 @@ class Retriever:
         if self._embedder is not None:
             text = "\n".join([*context, question])[-MAX_QUERY_CHARS:]
             try:
-                dense = await self._embedder.embed_query(text)
+                dense = await self._embedder.embed_query(text, deadline=deadline)
             except EmbeddingError as exc:
                 logger.warning("query embedding failed, searching with BM25 only: %s", exc)
 

@@ -14,6 +14,7 @@ from typing import Literal
 from docsrag import telemetry
 from docsrag.answering import Answer, Answerer, ChatTurn
 from docsrag.answering import snippet as answering_snippet
+from docsrag.budget import Deadline
 from docsrag.config import Settings
 from docsrag.models import Hit
 from docsrag.retrieval import Retriever
@@ -82,11 +83,18 @@ class ChatService:
         message: str,
         history: Sequence[ChatTurn] = (),
         scope: ScopeRequest | None = None,
+        deadline: Deadline | None = None,
     ) -> ChatResult:
         """Answer `message` from the docs version and locale `scope` points at (see
-        `docsrag.scope`); raises `UnknownScope` for a version or locale the site lacks."""
+        `docsrag.scope`); raises `UnknownScope` for a version or locale the site lacks.
+
+        The query embedding and the model share `deadline` (made by the caller when the request
+        arrived; else `REQUEST_TIME_BUDGET_SECONDS` from now): when it passes, the answer is the
+        retrieval-only one, with its sources and a notice."""
         started = time.perf_counter()
-        retrieval = await self._retriever.retrieve(message, history, scope)
+        if deadline is None:
+            deadline = Deadline.start(self._settings.request_time_budget_seconds)
+        retrieval = await self._retriever.retrieve(message, history, scope, deadline=deadline)
         hits = retrieval.hits if retrieval.covered else []
         resolved = retrieval.scope
         answer: Answer = await self._answerer.answer(
@@ -94,6 +102,7 @@ class ChatService:
             history=history,
             hits=hits,
             version_label=resolved.label if resolved is not None else None,
+            deadline=deadline,
         )
         latency_ms = (time.perf_counter() - started) * 1000
         telemetry.record_answer(mode=answer.mode, latency_ms=answer.latency_ms, usage=answer.usage)

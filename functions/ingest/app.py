@@ -12,6 +12,12 @@ Accepts, in one handler:
   counted (`NotificationsIgnored`);
 - direct S3 notification events (`sam local invoke`, or S3 wired straight to Lambda);
 - `{"action": "reconcile"}`: a full sync of the bucket (first deploy, repairing drift).
+
+Time. A record's work ends `RECORD_MARGIN_SECONDS` before the function's timeout (`Deadline`
+from the Lambda context): a record is not started after that, and a page's embedding requests and
+retries stop at it, before anything is written. Such records are reported as batch item failures,
+so SQS delivers them again; the others are acknowledged. Nothing is lost or half-written, and a
+timeout never fails (and re-runs) the whole batch.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from docsrag.aws.runtime import after_restore, lambda_settings, share_logging
+from docsrag.budget import Deadline, TimeBudgetExhausted
 from docsrag.s3site import S3Sync, build_s3_sync, event_kind
 from docsrag.telemetry import metrics
 
@@ -39,6 +46,9 @@ share_logging(logger)
 # A batch whose messages all fail is reported like any other (every message id listed) rather
 # than raised: the queue retries them the same way, and the response stays one shape.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# Kept back from the function's timeout: the last page's write to Qdrant, the partial batch
+# response and the metrics flush.
+RECORD_MARGIN_SECONDS = 20.0
 _sync: S3Sync | None = None
 
 
@@ -62,11 +72,18 @@ after_restore(_forget_clients)
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     """One SQS message: an S3 notification. Raising marks the message failed (retried)."""
     logger.set_correlation_id(record.message_id)
+    deadline = Deadline.within_lambda(lambda_context, margin_seconds=RECORD_MARGIN_SECONDS)
     try:
-        _get_sync().apply_notification(record.body)
+        if deadline.expired:
+            raise TimeBudgetExhausted("not started: the invocation is about to time out")
+        with deadline.applies():
+            _get_sync().apply_notification(record.body)
+    except TimeBudgetExhausted as exc:
+        logger.warning("message left for SQS to deliver again: %s", exc)
+        raise
     except Exception:
         logger.exception(
             "message failed; SQS will deliver it again (then to the dead-letter queue)",

@@ -5,11 +5,13 @@
 #   3. files no function loads pruned from the built layers (numpy's test suites; botocore's API
 #      models of AWS services the chat function never calls: an explicit allow-list, see below)
 #   4. bytecode for python3.12 compiled into the build (`sam deploy` ships it; see below)
-#   5. each function's size with its layer against the project's budget (220 MB) and Lambda's
-#      250 MB unzipped limit, with the largest packages of each layer
+#   5. each function's size with its layers against the project's budget (220 MB) and Lambda's
+#      250 MB unzipped limit, with the largest packages of each layer (the streaming chat function
+#      shares the chat layer; the Lambda Web Adapter layer is AWS's, not built here: ~5 MB)
 #   6. on an x86_64 host: a clean python3.12 imports every dependency from the built layers, and
 #      the handler modules when they exist (catches a package missing from a function's lock),
-#      and creates a client for each AWS service the chat layer keeps (catches an over-pruning)
+#      and creates a client for each AWS service the chat layer keeps (catches an over-pruning);
+#      the streaming function's uvicorn entry (chat.stream) and start-up script are checked too
 #
 # aws-sam-cli lives in its own virtualenv (default ~/.cache/docsrag/sam-venv), never in .venv.
 # Env: SAM_VERSION (pinned), SAM_VENV, SAM_PYTHON (interpreter for that venv, default python3).
@@ -121,14 +123,25 @@ for layer_dir in .aws-sam/build/*DependenciesLayer; do
   du -sb "$layer_dir"/python/*/ | sort -n | tail -n 8 \
     | awk '{ n = split($2, p, "/"); printf "    %6.1f  %s\n", $1 / 1e6, p[n - 1] }'
 done
+# The layers each function gets from this build (template.yaml, Layers).
+declare -A FUNCTION_LAYER=(
+  [ChatFunction]=ChatDependenciesLayer
+  [ChatStreamFunction]=ChatDependenciesLayer
+  [IngestFunction]=IngestDependenciesLayer
+)
 status=0
 for function_dir in .aws-sam/build/*Function; do
   function=$(basename "$function_dir")
-  layer_dir=.aws-sam/build/${function%Function}DependenciesLayer
+  if [[ -z ${FUNCTION_LAYER[$function]:-} ]]; then
+    echo "sam-check: $function has no entry in FUNCTION_LAYER" >&2
+    status=1
+    continue
+  fi
+  layer_dir=.aws-sam/build/${FUNCTION_LAYER[$function]}
   function_bytes=$(du -sb "$function_dir" | cut -f1)
   layer_bytes=$(du -sb "$layer_dir" | cut -f1)
   total=$((function_bytes + layer_bytes))
-  printf 'sam-check: %-16s code %6d KB + layer %6d KB = %6.1f MB\n' "$function" \
+  printf 'sam-check: %-18s code %6d KB + layer %6d KB = %6.1f MB\n' "$function" \
     $((function_bytes / 1024)) $((layer_bytes / 1024)) "$(awk -v b="$total" 'BEGIN { printf "%.1f", b / 1e6 }')"
   if ((total > LAMBDA_UNZIPPED_LIMIT)); then
     echo "sam-check: $function is over Lambda's unzipped size limit" >&2
@@ -150,7 +163,8 @@ fi
 import_check() {
   local function=$1 handler_module=$2
   shift 2
-  local code=.aws-sam/build/${function}Function layer=.aws-sam/build/${function}DependenciesLayer/python
+  local code=.aws-sam/build/${function}Function
+  local layer=.aws-sam/build/${FUNCTION_LAYER[${function}Function]}/python
   # No credentials: an import must not reach AWS (nor, by accident, a real account).
   env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
     AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
@@ -188,6 +202,14 @@ common=(aws_lambda_powertools aws_xray_sdk boto3 httpx markdown_it openai pydant
 import_check Chat chat.app "${common[@]}" fastapi mangum agents chatkit mcp.server.mcpserver \
   docsrag.mcp_server || status=1
 import_check Ingest ingest.app "${common[@]}" frontmatter selectolax.lexbor tenacity || status=1
+# The streaming function: uvicorn comes with the chat layer (the MCP SDK requires it).
+import_check ChatStream chat.stream "${common[@]}" fastapi agents chatkit uvicorn uvicorn.main \
+  || status=1
+# Its Handler is run as a program by the adapter's wrapper: it must have kept its execute bit.
+if [[ ! -x .aws-sam/build/ChatStreamFunction/chat/run.sh ]]; then
+  echo "sam-check: ChatStreamFunction/chat/run.sh is not executable in the build" >&2
+  status=1
+fi
 
 # The chat layer's pruned botocore: a client for each service it keeps, built the way the function
 # builds them (boto3, and Powertools parameters for SSM and Secrets Manager). No network call.

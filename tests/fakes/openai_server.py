@@ -1,7 +1,8 @@
 """A real HTTP server on loopback that speaks enough of the OpenAI wire format to stand in for
 OpenRouter: chat completions (plain and SSE streaming), embeddings and a model list.
 
-Tests drive it from their own thread: `fail_next`, `slow`, `break_stream_after`, `set_reply`.
+Tests drive it from their own thread: `fail_next`, `slow`, `break_stream_after`, `set_reply`,
+`trickle`.
 Everything it receives is kept in `requests`, so a test can check what reached the wire.
 
     with FakeOpenAI() as fake:
@@ -72,6 +73,13 @@ class _StreamBreak:
 
 
 @dataclass
+class _Trickle:
+    interval: float
+    chunks: int
+    remaining: int | None
+
+
+@dataclass
 class _State:
     failures: list[_Failure] = field(default_factory=list)
     slow_seconds: float = 0.0
@@ -79,6 +87,7 @@ class _State:
     slow_endpoint: Endpoint | None = None
     stream_breaks: list[_StreamBreak] = field(default_factory=list)
     reply: ReplyFunction | None = None
+    trickle: _Trickle | None = None
 
 
 def fake_embedding(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:
@@ -283,6 +292,14 @@ class FakeOpenAI:
         with self._lock:
             self._state.stream_breaks.append(_StreamBreak(n_chunks, mode, count))
 
+    def trickle(self, interval: float, *, chunks: int, count: int | None = None) -> None:
+        """Answer the next `count` chat requests (or all until `trickle(0, chunks=0)`) slowly, so
+        that no read timeout ever fires: a stream sends the reply in `chunks` content chunks,
+        one every `interval` seconds; a plain response sends one space (JSON whitespace) every
+        `interval` seconds, `chunks` times, then the body. `interval * chunks` seconds in all."""
+        with self._lock:
+            self._state.trickle = _Trickle(interval, chunks, count) if interval > 0 else None
+
     # --- request log -------------------------------------------------------------------------
 
     def requests_to(self, endpoint: Endpoint) -> list[RecordedRequest]:
@@ -365,6 +382,11 @@ class FakeOpenAI:
             await self._embeddings(payload)(scope, receive, send)
             return
         text = (reply or grounded_reply)(payload)
+        with self._lock:
+            trickle = self._take_trickle()
+        if trickle is not None:
+            await self._trickle_chat(payload, text, trickle, request, send)
+            return
         if payload.get("stream"):
             with self._lock:
                 stream_break = self._take_stream_break()
@@ -393,6 +415,16 @@ class FakeOpenAI:
             if state.slow_remaining <= 0:
                 state.slow_seconds, state.slow_remaining = 0.0, None
         return delay
+
+    def _take_trickle(self) -> _Trickle | None:
+        trickle = self._state.trickle
+        if trickle is None:
+            return None
+        if trickle.remaining is not None:
+            trickle.remaining -= 1
+            if trickle.remaining <= 0:
+                self._state.trickle = None
+        return trickle
 
     def _take_stream_break(self) -> _StreamBreak | None:
         if not self._state.stream_breaks:
@@ -545,6 +577,61 @@ class FakeOpenAI:
             await body(chunk([], usage=self._chat_usage(payload, text)))
         await body(b"data: [DONE]\n\n")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _trickle_chat(
+        self,
+        payload: dict[str, Any],
+        text: str,
+        trickle: _Trickle,
+        request: Request,
+        send: Send,
+    ) -> None:
+        """A chat response that arrives a piece every `trickle.interval` seconds (see
+        `trickle`). Stops when the client goes away or the server stops."""
+        streaming = bool(payload.get("stream"))
+        content_type = b"text/event-stream" if streaming else b"application/json"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", content_type)],
+            }
+        )
+
+        async def body(data: bytes, *, more: bool = True) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": more})
+
+        words = re.findall(r"\s*\S+\s*", text)
+        per_chunk = max(1, math.ceil(len(words) / max(1, trickle.chunks)))
+        completion_id = f"chatcmpl-fake-{next(self._ids)}"
+        model = payload.get("model", "fake-model")
+
+        def sse(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            data = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
+            return f"data: {json.dumps(data)}\n\n".encode()
+
+        if streaming:
+            await body(sse({"role": "assistant", "content": ""}))
+        for number in range(trickle.chunks):
+            if await self._wait(trickle.interval, request):
+                return
+            if streaming:
+                piece = "".join(words[number * per_chunk : (number + 1) * per_chunk])
+                await body(sse({"content": piece}))
+            else:
+                await body(b" ")
+        if streaming:
+            await body(sse({}, "stop"))
+            await body(b"data: [DONE]\n\n", more=False)
+            return
+        response = self._chat(payload, text)
+        await body(response.body, more=False)
 
 
 _ENDPOINT_PATHS: dict[Endpoint, str] = {

@@ -79,3 +79,24 @@ def test_citation_links_are_valid_urls_for_odd_paths() -> None:
     )
     # A literal "%2B" in a file name must survive the browser's decoding.
     assert settings.public_url("/docs/a%2Bb", "x") == "https://docs.example.org/base/docs/a%252Bb#x"
+
+
+def test_the_time_budget_defaults_fit_api_gateway_and_the_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FUNCTION_TIMEOUT_SECONDS", "30")
+    settings = load_settings(_env_file=None)
+    assert settings.request_time_budget_seconds == 25  # API Gateway gives up at 30 s
+    assert settings.function_timeout_seconds == 30
+
+
+def test_a_budget_that_cannot_fit_the_function_timeout_is_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REQUEST_TIME_BUDGET_SECONDS", "29")
+    monkeypatch.setenv("FUNCTION_TIMEOUT_SECONDS", "30")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None)
+    message = str(caught.value)
+    assert "REQUEST_TIME_BUDGET_SECONDS (29)" in message
+    assert "FUNCTION_TIMEOUT_SECONDS (30)" in message

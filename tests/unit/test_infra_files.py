@@ -172,18 +172,30 @@ def evaluate(node: Any) -> Any:
 # --- template.yaml: packaging ------------------------------------------------------------------
 
 
-def test_both_functions_run_python312_from_a_code_uri_that_holds_the_docsrag_package(
+def test_every_function_runs_python312_from_a_code_uri_that_holds_the_docsrag_package(
     template: dict[str, Any],
 ) -> None:
     functions = resources_of_type(template, "AWS::Serverless::Function")
-    assert set(functions) == {"ChatFunction", "IngestFunction"}
+    assert set(functions) == {"ChatFunction", "ChatStreamFunction", "IngestFunction"}
     assert template["Globals"]["Function"]["Runtime"] == "python3.12"
     assert template["Globals"]["Function"]["Tracing"] == "Active"
     handlers = {name: res["Properties"]["Handler"] for name, res in functions.items()}
-    assert handlers == {"ChatFunction": "chat.app.handler", "IngestFunction": "ingest.app.handler"}
+    assert handlers == {
+        "ChatFunction": "chat.app.handler",
+        # a program the Lambda Web Adapter's wrapper runs (exec "$LAMBDA_TASK_ROOT/$_HANDLER")
+        "ChatStreamFunction": "chat/run.sh",
+        "IngestFunction": "ingest.app.handler",
+    }
     for name in functions:
         code_uri = ROOT / function_setting(template, name, "CodeUri")
         assert (code_uri / "docsrag" / "__init__.py").is_file(), f"{name} would not ship docsrag"
+    run_sh = ROOT / function_setting(template, "ChatStreamFunction", "CodeUri") / "chat/run.sh"
+    assert os.access(run_sh, os.X_OK), "sam build and sam deploy keep the execute bit"
+    script = run_sh.read_text(encoding="utf-8")
+    assert script.startswith("#!/bin/bash\n")
+    assert "exec python3 -m uvicorn chat.stream:app" in script
+    assert '--host 127.0.0.1 --port "${AWS_LWA_PORT' in script
+    assert (code_uri / "chat" / "stream.py").is_file()
 
 
 def test_each_function_gets_its_own_pinned_dependency_layer_for_its_architecture(
@@ -243,7 +255,8 @@ def test_ingest_layer_leaves_out_the_web_stack_and_no_layer_ships_dev_tools() ->
     ingest_only = {"selectolax", "python-frontmatter", "pyyaml", "tenacity"}
     assert set(ingest_top) - ingest_only <= set(chat_top)
     assert ingest_only.isdisjoint(read_pins(LAYERS / "chat" / "requirements.txt"))
-    dev_tools = {"pytest", "moto", "ruff", "mypy", "typer", "rich", "uvicorn", "hypothesis"}
+    dev_tools = {"pytest", "moto", "ruff", "mypy", "typer", "rich", "hypothesis"}
+    assert "uvicorn" in chat_top  # the streaming function's server (functions/chat/run.sh)
     assert dev_tools.isdisjoint(chat_top) and dev_tools.isdisjoint(ingest_top)
 
 
@@ -348,13 +361,18 @@ def test_the_optional_mcp_token_secret_is_a_no_echo_arn_or_empty(
         }
 
 
+FUNCTIONS = ("ChatFunction", "ChatStreamFunction", "IngestFunction")
+
+
 def test_every_environment_variable_is_a_setting_or_names_the_secret_of_one(
     template: dict[str, Any],
 ) -> None:
     fields = set(Settings.model_fields)
-    for function in ("ChatFunction", "IngestFunction"):
+    for function in FUNCTIONS:
         for variable, value in function_env(template, function).items():
-            if variable.startswith("POWERTOOLS_"):
+            if variable.startswith(("POWERTOOLS_", "AWS_LWA_")) or variable in {
+                "AWS_LAMBDA_EXEC_WRAPPER"  # the Lambda Web Adapter's
+            }:
                 continue
             if variable.endswith("_SECRET"):
                 # X_SECRET names the Secrets Manager secret holding setting X; never the value
@@ -366,7 +384,7 @@ def test_every_environment_variable_is_a_setting_or_names_the_secret_of_one(
 
 
 def test_each_function_may_read_exactly_the_secrets_it_is_given(template: dict[str, Any]) -> None:
-    for function in ("ChatFunction", "IngestFunction"):
+    for function in FUNCTIONS:
         given = {
             secret_parameter(value)
             for variable, value in function_env(template, function).items()
@@ -389,9 +407,7 @@ def test_each_function_may_read_exactly_the_secrets_it_is_given(template: dict[s
 
 def test_inline_policies_name_their_resources(template: dict[str, Any]) -> None:
     allows = [
-        statement
-        for function in ("ChatFunction", "IngestFunction")
-        for statement in inline_statements(template, function)
+        statement for function in FUNCTIONS for statement in inline_statements(template, function)
     ]
     allows += [
         statement
@@ -410,6 +426,9 @@ def test_storage_permissions_are_split_by_function(template: dict[str, Any]) -> 
     chat = sam_policy_templates(template, "ChatFunction")
     ingest = sam_policy_templates(template, "IngestFunction")
     assert chat == {"DynamoDBCrudPolicy": {"TableName": {"Ref": "ThreadsTable"}}}
+    # the streaming function serves /chatkit and /session too: same threads, same rate limits
+    assert sam_policy_templates(template, "ChatStreamFunction") == chat
+    assert function_env(template, "ChatStreamFunction")["THREADS_TABLE"] == {"Ref": "ThreadsTable"}
     # S3ReadPolicy = GetObject + ListBucket (reconcile lists the bucket); no write access
     assert ingest == {"S3ReadPolicy": {"BucketName": {"Ref": "DocsBucket"}}}
     assert function_env(template, "ChatFunction")["THREADS_TABLE"] == {"Ref": "ThreadsTable"}
@@ -552,6 +571,113 @@ def test_threads_table_matches_the_dynamodb_store(template: dict[str, Any]) -> N
     }
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+# --- template.yaml: streaming chat (Lambda Web Adapter, Function URL) ---------------------------
+
+
+def _stream_constant(name: str) -> str:
+    source = (ROOT / "functions/chat/stream.py").read_text(encoding="utf-8")
+    match = re.search(rf'^{name} = "([^"]+)"', source, re.MULTILINE)
+    assert match, f"chat/stream.py sets no {name}"
+    return match.group(1)
+
+
+def test_the_streaming_function_runs_the_app_under_the_web_adapter(
+    template: dict[str, Any],
+) -> None:
+    props = template["Resources"]["ChatStreamFunction"]["Properties"]
+    env = function_env(template, "ChatStreamFunction")
+    # the adapter's layer, after the chat dependencies (uvicorn included), for this architecture
+    chat_layer, adapter = props["Layers"]
+    assert chat_layer == {"Ref": "ChatDependenciesLayer"}
+    arn = adapter["Fn::Sub"]
+    match = re.fullmatch(
+        r"arn:aws:lambda:\$\{AWS::Region\}:753240598075:layer:LambdaAdapterLayer(X86|Arm64):(\d+)",
+        arn,
+    )
+    assert match, arn
+    assert {"X86": ["x86_64"], "Arm64": ["arm64"]}[match.group(1)] == template["Globals"][
+        "Function"
+    ]["Architectures"]
+    assert int(match.group(2)) >= 30, "SnapStart hooks (AWS_LWA_SNAPSTART_*) need v1.1.0"
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert env["AWS_LWA_PORT"].isdigit()
+    # the paths chat/stream.py answers for the adapter
+    assert env["AWS_LWA_READINESS_CHECK_PATH"] == _stream_constant("READY_PATH")
+    assert env["AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"] == _stream_constant("AFTER_RESTORE_PATH")
+    # the snapshot is served: the URL targets the alias SAM publishes
+    assert props["AutoPublishAlias"] == "live"
+    assert props["SnapStart"] == {"ApplyOn": {"Ref": "SnapStartApplyOn"}}
+
+
+def test_the_function_url_streams_and_answers_cors_alone(template: dict[str, Any]) -> None:
+    url = template["Resources"]["ChatStreamFunction"]["Properties"]["FunctionUrlConfig"]
+    assert url["AuthType"] == "NONE"  # browsers call it, like the HTTP API
+    assert url["InvokeMode"] == "RESPONSE_STREAM"
+    cors = url["Cors"]
+    api_cors = template["Resources"]["ChatApi"]["Properties"]["CorsConfiguration"]
+    assert cors["AllowOrigins"] == api_cors["AllowOrigins"] == {"Ref": "AllowedOrigins"}
+    assert cors["AllowCredentials"] is False
+    assert set(cors["AllowMethods"]) == {"GET", "POST"}  # OPTIONS: the URL answers preflights
+    # what the widget sends and reads (infra/docusaurus/src)
+    assert {"content-type", "x-visitor-token", "x-docs-page-url"} <= set(cors["AllowHeaders"])
+    assert set(cors["ExposeHeaders"]) == set(api_cors["ExposeHeaders"])
+    # one Access-Control-Allow-Origin per response: the app's CORS middleware is off
+    env = function_env(template, "ChatStreamFunction")
+    assert env["CORS_VIA_GATEWAY"] == "true"
+    assert env["CORS_ORIGINS"] == {"Fn::Join": [",", {"Ref": "AllowedOrigins"}]}
+    # both URLs are printed
+    assert template["Outputs"]["ChatStreamUrl"]["Value"] == {
+        "Fn::GetAtt": ["ChatStreamFunctionUrl", "FunctionUrl"]
+    }
+    assert "ApiUrl" in template["Outputs"]
+
+
+def test_the_streaming_function_has_a_cost_cap_that_can_be_lifted(
+    template: dict[str, Any],
+) -> None:
+    props = template["Resources"]["ChatStreamFunction"]["Properties"]
+    param = template["Parameters"]["StreamReservedConcurrency"]
+    assert param["Type"] == "Number" and param["MinValue"] == 0 and param["Default"] > 0
+    assert props["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "HasStreamConcurrencyCap",
+            {"Ref": "StreamReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert template["Conditions"]["HasStreamConcurrencyCap"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "StreamReservedConcurrency"}, 0]}]
+    }
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    assert "StreamReservedConcurrency" in {n for group in groups for n in group["Parameters"]}
+
+
+@pytest.mark.parametrize(
+    ("function", "limit"),
+    [("ChatFunction", 30), ("ChatStreamFunction", 900)],  # the HTTP API's 30 s; Lambda's 15 min
+)
+def test_each_chat_function_has_a_request_budget_that_fits_its_timeout(
+    template: dict[str, Any], function: str, limit: int
+) -> None:
+    env = function_env(template, function)
+    timeout = function_setting(template, function, "Timeout")
+    assert timeout <= limit
+    assert int(env["FUNCTION_TIMEOUT_SECONDS"]) == timeout
+    budget = float(env["REQUEST_TIME_BUDGET_SECONDS"])
+    assert 0 < budget <= timeout - 5, "time left for the reply and the last writes"
+    # a model call (with its retries) and the query embedding fit in the budget
+    llm = float(env["LLM_TIMEOUT_SECONDS"]) * (1 + int(env["LLM_MAX_RETRIES"]))
+    assert llm + float(env["EMBEDDING_TIMEOUT_SECONDS"]) <= budget
+    # and the app, which refuses to start on a budget that does not fit, accepts them
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        request_time_budget_seconds=env["REQUEST_TIME_BUDGET_SECONDS"],
+        function_timeout_seconds=env["FUNCTION_TIMEOUT_SECONDS"],
+    )
+    assert settings.request_time_budget_seconds == budget
 
 
 # --- template.yaml: ingest path ----------------------------------------------------------------
@@ -739,12 +865,17 @@ def test_bucket_is_private_and_encrypted(template: dict[str, Any]) -> None:
 def test_logs_are_kept_thirty_days_and_outputs_name_what_operators_need(
     template: dict[str, Any],
 ) -> None:
-    for function, group in (("ChatFunction", "ChatLogGroup"), ("IngestFunction", "IngestLogGroup")):
+    for function, group in (
+        ("ChatFunction", "ChatLogGroup"),
+        ("ChatStreamFunction", "ChatStreamLogGroup"),
+        ("IngestFunction", "IngestLogGroup"),
+    ):
         props = template["Resources"][function]["Properties"]
         assert props["LoggingConfig"]["LogGroup"] == {"Ref": group}
         assert template["Resources"][group]["Properties"]["RetentionInDays"] == 30
     assert {
         "ApiUrl",
+        "ChatStreamUrl",
         "DocsBucketName",
         "IngestQueueUrl",
         "DeadLetterQueueUrl",

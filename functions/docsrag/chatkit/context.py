@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from docsrag.budget import Deadline
 
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -21,6 +23,9 @@ class RequestContext:
     # The page the visitor is on (the widget's `x-docs-page-url` header): untrusted, used only
     # to pick the docs version and locale a question is answered from (`docsrag.scope`).
     page_url: str | None = None
+    # The request's time budget (`docsrag.budget`), started when the request arrived: a turn
+    # ends, its answer stored, before it passes.
+    deadline: Deadline = field(default_factory=Deadline.unbounded)
 
     def __post_init__(self) -> None:
         if not _VISITOR_ID.fullmatch(self.visitor_id):

@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
+from docsrag.budget import Deadline
 from docsrag.chatkit.context import RequestContext
 from docsrag.chatkit.ratelimit import RateLimiter, client_ip
 from docsrag.chatkit.server import ANSWERING_REQUESTS, DocsChatKitServer, InputTooLarge
@@ -88,9 +89,15 @@ def chatkit_router(
     signing_keys = SigningKeys()
 
     async def visitor(
+        request: Request,
         token: Annotated[str | None, Header(alias=VISITOR_HEADER)] = None,
         page_url: Annotated[str | None, Header(alias=PAGE_URL_HEADER)] = None,
     ) -> RequestContext:
+        # The request's one time budget, from now (on Lambda: within the invocation's time).
+        deadline = Deadline.start(
+            settings().request_time_budget_seconds,
+            lambda_context=request.scope.get("aws.context"),
+        )
         if not token:
             raise InvalidVisitorToken(
                 f"a visitor token is required in the {VISITOR_HEADER} header (POST /session)",
@@ -99,7 +106,7 @@ def chatkit_router(
         visitor_id = verify_token(token, key=signing_keys(settings()))
         if page_url is not None and len(page_url) > MAX_PAGE_URL_CHARS:
             page_url = None  # ignored like any URL this cannot read, never an error
-        return RequestContext(visitor_id=visitor_id, page_url=page_url)
+        return RequestContext(visitor_id=visitor_id, page_url=page_url, deadline=deadline)
 
     @router.post("/session", response_model=SessionPublic)
     async def session(

@@ -16,7 +16,13 @@ changes to what that helper emits:
   or during the stream) gives the retrieval-only answer with its sources and a notice, replacing
   any partial text; the search failing gives a short apology; an unexpected error gives an
   apology (and is logged); a turn abandoned by the client (cancel, disconnect) keeps what was
-  streamed, with its sources, or the retrieval-only answer when nothing was.
+  streamed, with its sources, or the retrieval-only answer when nothing was (logged at info: a
+  visitor leaving is no failure).
+- Time. The request's `Deadline` (`RequestContext.deadline`, `docsrag.budget`) bounds the query
+  embedding and the model's stream. When it passes mid-answer, the turn ends with the text so far,
+  a notice that it was cut short (`CUT_SHORT_NOTICE`) and the sources (the cited ones first, then
+  the other retrieved sections, where the rest of the answer may be); before any text, with the
+  retrieval-only answer. Either is stored like any answer.
 
 History replayed to the model is the thread's recent text turns (trimmed and stripped of old
 citation markers by `answering.history_input`); retrieved sections are never stored in the thread,
@@ -81,12 +87,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from docsrag import telemetry
 from docsrag.answering import (
+    CUT_SHORT_NOTICE,
     NOTICES,
     Answerer,
     ChatTurn,
     CitationRenumberer,
     failure_reason,
 )
+from docsrag.budget import Deadline, TimeBudgetExhausted
 from docsrag.chatkit.context import RequestContext
 from docsrag.chatkit.stores import MAX_FEEDBACK_ITEMS, MAX_PAGE_SIZE, VisitorScopedStore
 from docsrag.config import Settings
@@ -301,22 +309,43 @@ class _Turn:
 
 
 class _GuardedRun:
-    """Hands `stream_agent_response` the run's events and keeps a model failure for us.
+    """Hands `stream_agent_response` the run's events and keeps a model failure for us; ends the
+    events when the deadline passes (`error` is then `TimeBudgetExhausted`).
 
     The SDK helper then ends normally (cancelling its own helper task) and the turn continues with
     the retrieval-only answer instead of an error event.
     """
 
-    def __init__(self, run: RunResultStreaming) -> None:
+    def __init__(self, run: RunResultStreaming, deadline: Deadline) -> None:
         self.run = run
+        self.deadline = deadline
         self.error: BaseException | None = None
+        self._waiting: asyncio.Task[object] | None = None
 
     async def stream_events(self) -> AsyncIterator[StreamEvent]:
-        try:
-            async for event in self.run.stream_events():
-                yield event
-        except _MODEL_ERRORS as exc:
-            self.error = exc
+        events = self.run.stream_events()
+        while True:
+            # chatkit's helper waits for each event in a task of its own.
+            self._waiting = asyncio.current_task()
+            try:
+                # Only the wait for the next event is bounded, never our `yield`.
+                event = await self.deadline.run(anext(events))
+            except StopAsyncIteration:
+                return
+            except (*_MODEL_ERRORS, TimeBudgetExhausted) as exc:
+                self.error = exc
+                return
+            finally:
+                self._waiting = None
+            yield event
+
+    def abandon(self) -> None:
+        """The turn ended early (the client left): cancel the wait for the next event, so the
+        helper's task ends cancelled rather than with an end of stream nobody reads (which
+        asyncio logs as an error)."""
+        waiting = self._waiting
+        if waiting is not None and not waiting.done() and waiting is not asyncio.current_task():
+            waiting.cancel()
 
 
 # --- The server -----------------------------------------------------------------------------------
@@ -467,7 +496,10 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         history = await self._history(thread, message.id, context)
         try:
             retrieval = await self._retriever.retrieve(
-                question, history, ScopeRequest(page_url=context.page_url)
+                question,
+                history,
+                ScopeRequest(page_url=context.page_url),
+                deadline=context.deadline,
             )
         except IndexUnavailable as exc:
             logger.error("search unavailable: %s", exc)
@@ -498,9 +530,15 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
                 yield event
             self._log(turn, retrieval.covered, retrieval.dense_used, sources=len(turn.hits))
             return
+        if context.deadline.expired:  # the search took it all: no model call to cut at once
+            logger.warning("time budget spent before the model call")
+            async for event in self._fallback(thread, context, turn, "timeout"):
+                yield event
+            self._log(turn, retrieval.covered, retrieval.dense_used, sources=len(turn.hits))
+            return
 
         run = prepared.run_streamed()
-        guarded = _GuardedRun(run)
+        guarded = _GuardedRun(run, context.deadline)
         agent_context: AgentContext[RequestContext] = AgentContext(
             thread=thread, store=self.store, request_context=context
         )
@@ -519,6 +557,7 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
                     for translated in self._translate(thread, context, turn, event):
                         yield translated
         finally:
+            guarded.abandon()
             if not run.is_complete:
                 run.cancel()
         if guarded.error is not None or not turn.answered:
@@ -526,10 +565,23 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
                 # The SDK helper stored the unfinished reasoning item; close it in the widget too.
                 yield ThreadItemDoneEvent(item=turn.open_workflow)
                 turn.open_workflow = None
-            reason = self._failure(guarded.error, turn)
-            async for event in self._fallback(thread, context, turn, reason):
-                yield event
-            sources = len(turn.hits)
+            partial = None
+            if isinstance(guarded.error, TimeBudgetExhausted):
+                partial = self._partial_answer(turn, cut_short=True)
+            if partial is not None:
+                logger.warning(
+                    "time budget spent mid-answer: the text so far is kept, with its sources"
+                )
+                (text, annotations), sources = partial, len(turn.hits)
+                async for event in self._finish(
+                    thread, context, turn, text=text, annotations=annotations, mode="llm"
+                ):
+                    yield event
+            else:
+                reason = self._failure(guarded.error, turn)
+                async for event in self._fallback(thread, context, turn, reason):
+                    yield event
+                sources = len(turn.hits)
         self._log(turn, retrieval.covered, retrieval.dense_used, sources=sources)
 
     def _translate(
@@ -669,6 +721,9 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
     def _failure(self, error: BaseException | None, turn: _Turn) -> str:
         if error is None:
             return "empty_output"
+        if isinstance(error, TimeBudgetExhausted):
+            logger.warning("time budget spent before the model answered: %s", error)
+            return "timeout"
         reason = failure_reason(error)
         if turn.parts and reason in {"unreachable", "timeout", "upstream_error"}:
             reason = "interrupted"  # the answer had started: the stream broke, not the service
@@ -688,14 +743,9 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         """The turn stopped before its answer was stored (client gone, task cancelled): store
         what the visitor saw, with its sources, or the retrieval-only answer, so the question
         never stays unanswered in the thread."""
-        turn.flush()
-        text = turn.streamed_text
-        cited = turn.renumberer.cited if turn.renumberer else []
-        sources = [turn.hits[number - 1] for number in cited] or turn.hits
-        if text.strip():
-            text = self._answerer.safe_text(text, sources)
-        if text.strip():
-            annotations = citation_annotations(text, sources, settings=self._settings)
+        partial = self._partial_answer(turn, cut_short=False)
+        if partial is not None:
+            text, annotations = partial
         elif turn.hits:
             answer = self._answerer.fallback(hits=turn.hits, reason="interrupted")
             text = answer.text
@@ -716,6 +766,30 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
             await asyncio.shield(write)
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _partial_answer(
+        self, turn: _Turn, *, cut_short: bool
+    ) -> tuple[str, list[Annotation]] | None:
+        """What the model wrote so far, made safe, with annotations for its sources: the cited
+        ones, or every section when none is cited yet. `cut_short`: the time budget ended it, so
+        a notice follows the text and every retrieved section is a source (the cited first).
+        None when nothing shows."""
+        turn.flush()
+        text = turn.streamed_text
+        cited = turn.renumberer.cited if turn.renumberer else []
+        sources = [turn.hits[number - 1] for number in cited] or list(turn.hits)
+        if cut_short:
+            sources += [hit for hit in turn.hits if hit not in sources]
+        if text.strip():
+            text = self._answerer.safe_text(text, sources)
+        if not text.strip():
+            return None
+        if cut_short:
+            text = text.rstrip()
+            if text.count("```") % 2:
+                text += "\n```"  # close a code block the cut left open
+            text += f"\n\n*{CUT_SHORT_NOTICE}*"
+        return text, citation_annotations(text, sources, settings=self._settings)
 
     async def _history(
         self, thread: ThreadMetadata, current_id: str, context: RequestContext
