@@ -50,7 +50,12 @@ sam: ## sam validate --lint, sam build (python3.12 via pyenv), bytecode, package
 
 bench: setup ## Run every benchmark and print its figures
 	for script in bench/*.py; do \
-	  case $$script in bench/semantic_embeddings_server.py) continue;; esac; \
+	  case $$script in \
+	    bench/semantic_embeddings_server.py|bench/rerank_server.py) continue;; \
+	    bench/rerank_eval.py) echo "== $$script: needs --rerank-url (see docs/benchmarks.md), skipped"; continue;; \
+	    bench/ttft.py|bench/time_budget.py) name=$${script#bench/}; \
+	      echo "== $$script"; $(PY) -m bench.$${name%.py} || exit 1; continue;; \
+	  esac; \
 	  echo "== $$script"; $(PY) $$script || exit 1; \
 	done
 

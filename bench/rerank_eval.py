@@ -74,7 +74,8 @@ from docsrag.models import Hit  # noqa: E402
 from docsrag.retrieval import (  # noqa: E402
     PREFETCH_LIMIT,
     Retriever,
-    _cap_per_page,
+    diversify_pages,
+    merge_section_parts,
     one_copy_per_section,
 )
 from docsrag.scope import BlogPolicy  # noqa: E402
@@ -215,7 +216,7 @@ async def run_mode(
     reranker: RerankClient,
     limit: int,
     top_k: int,
-    per_page: int,
+    diversity: float,
 ) -> ModeRun:
     run = ModeRun(name)
     for question in questions:
@@ -223,7 +224,7 @@ async def run_mode(
             question.question, retriever=retriever, index=index, embedder=embedder, limit=limit
         )
         run.candidate_ranks.append(rank_of(question, found))
-        without = _cap_per_page(found, per_page=per_page, top_k=top_k)
+        without = diversify_pages(merge_section_parts(found), top_k=top_k, penalty=diversity)
         started = time.perf_counter()
         scores = await reranker.scores(question.question, [rerank_text(hit) for hit in found])
         run.rerank_ms.append((time.perf_counter() - started) * 1000)
@@ -231,7 +232,9 @@ async def run_mode(
         if reranker.tokens is not None:
             run.candidate_tokens.append(reranker.tokens)
         order = sorted(range(len(found)), key=lambda i: -scores[i])
-        reranked = _cap_per_page([found[i] for i in order], per_page=per_page, top_k=top_k)
+        reranked = diversify_pages(
+            merge_section_parts([found[i] for i in order]), top_k=top_k, penalty=diversity
+        )
         for scored, hits in ((run.without, without), (run.reranked, reranked)):
             scored.ranks.append(rank_of(question, hits))
             scored.page_ranks.append(page_rank(question, hits))
@@ -365,8 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"  reranker: {served} via {args.rerank_url}; up to {args.candidates} candidates, "
-        f"then top_k={settings.retrieval_top_k}, max {settings.retrieval_max_chunks_per_page} "
-        f"per page\n"
+        f"then top_k={settings.retrieval_top_k}, page diversity "
+        f"{settings.retrieval_page_diversity}\n"
     )
     if served.startswith(SHAPE_TWIN_PREFIX):
         print("quality not scored: the shape twin's scores are meaningless (latency only)")
@@ -410,7 +413,7 @@ async def run_all(
                     reranker=reranker,
                     limit=args.candidates,
                     top_k=settings.retrieval_top_k,
-                    per_page=settings.retrieval_max_chunks_per_page,
+                    diversity=settings.retrieval_page_diversity,
                 )
             )
     except RerankFailed as exc:

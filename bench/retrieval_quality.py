@@ -155,6 +155,8 @@ class Signals:
 @dataclass(slots=True)
 class ModeResult:
     name: str
+    # The dense floor the retriever applied (DENSE_RELEVANCE_FLOOR or calibrated); None: BM25
+    dense_floor: float | None = None
     # 1-based rank of the first hit that covers the label, or None
     ranks: list[int | None] = field(default_factory=list)
     # the same, counting only the hit's citation anchor (where its link lands)
@@ -325,6 +327,7 @@ async def run_mode(
     settings: Settings,
 ) -> ModeResult:
     result = ModeResult(name)
+    result.dense_floor = await retriever.dense_floor() if embedder is not None else None
     started = time.perf_counter()
     for question in questions:
         retrieval = await retriever.retrieve(question.question, ())
@@ -363,9 +366,7 @@ async def run_mode(
         result.offtopic_signals.append(signals_of(text, dense, retriever, index, encoder, settings))
     # The signals above must give the retriever's own decision, or the sweep below means nothing.
     decided = [
-        s.covered(
-            dense_floor=settings.dense_relevance_floor, terms_floor=settings.sparse_relevance_floor
-        )
+        s.covered(dense_floor=result.dense_floor, terms_floor=settings.sparse_relevance_floor)
         for s in (*result.signals, *result.offtopic_signals)
     ]
     if decided != [*result.covered, *result.offtopic_covered]:
@@ -386,8 +387,7 @@ def signals_of(
     result = index.search(
         sparse=retriever.sparse_query(question, []),
         dense=dense,
-        limit=settings.retrieval_top_k
-        * max(FUSED_PER_TOP_K, settings.retrieval_max_chunks_per_page + 1),
+        limit=settings.retrieval_top_k * FUSED_PER_TOP_K,
         prefetch_limit=PREFETCH_LIMIT,
     )
     coverage = retriever.term_coverage(set(encoder.tokenize(question)), result.hits)
@@ -396,7 +396,7 @@ def signals_of(
 
 def why_missed(rank: int | None, raw_rank: int | None) -> str:
     if raw_rank is not None and raw_rank <= 5:
-        return f"fused rank {raw_rank} before the per-page cap: dropped by the cap"
+        return f"fused rank {raw_rank} before the section merge and page diversity: moved out"
     if raw_rank is not None:
         return f"fused rank {raw_rank}: other sections match the question's words better"
     return f"not in the fused top {RAW_DEPTH}"
@@ -426,6 +426,15 @@ def spread(values: Sequence[float]) -> str:
         p10 = p90 = ordered[0]
     figures = (ordered[0], p10, statistics.median(ordered), p90, ordered[-1])
     return "".join(f"{value:>8.3f}" for value in figures)
+
+
+def _floor(applied: float | None, settings: Settings) -> str:
+    """The dense floor as the report shows it: its value, and whether it was calibrated."""
+    if applied is None:
+        return "n/a"
+    if settings.dense_relevance_floor is None:
+        return f"{applied:.3f} (calibrated on the collection)"
+    return f"{applied:.3f} (DENSE_RELEVANCE_FLOOR)"
 
 
 def print_signals(
@@ -462,7 +471,7 @@ def print_signals(
     terms_floor = settings.sparse_relevance_floor
     print(
         f"\n  'covered' at other dense floors (labelled judged covered / off-topic rejected; "
-        f"now: dense {settings.dense_relevance_floor}, terms {terms_floor})"
+        f"now: dense {_floor(result.dense_floor, settings)}, terms {terms_floor})"
     )
     print(f"  {'dense floor':>13}{f'dense OR terms>={terms_floor}':>28}{'dense alone':>20}")
 
@@ -577,6 +586,7 @@ def write_figures(
     questions_file: Path,
     offtopic_file: Path,
     settings: Settings,
+    dense_floor: float | None,
 ) -> None:
     report = {
         "source": str(source),
@@ -584,8 +594,9 @@ def write_figures(
         "offtopic": str(offtopic_file),
         "settings": {
             "retrieval_top_k": settings.retrieval_top_k,
-            "retrieval_max_chunks_per_page": settings.retrieval_max_chunks_per_page,
+            "retrieval_page_diversity": settings.retrieval_page_diversity,
             "dense_relevance_floor": settings.dense_relevance_floor,
+            "dense_floor_applied": dense_floor,
             "sparse_relevance_floor": settings.sparse_relevance_floor,
             "embedding_model": settings.embedding_model,
         },
@@ -761,8 +772,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"  {len(questions)} labelled questions, {len(offtopic)} off-topic"
         f"{'' if args.split == ALL else ' (' + args.split + ' split only)'}; "
-        f"top_k={settings.retrieval_top_k}, max {settings.retrieval_max_chunks_per_page} per page, "
-        f"floors dense={settings.dense_relevance_floor} terms={settings.sparse_relevance_floor}"
+        f"top_k={settings.retrieval_top_k}, page diversity {settings.retrieval_page_diversity}, "
+        f"floors dense={_floor(results[-1].dense_floor, settings)} "
+        f"terms={settings.sparse_relevance_floor}"
     )
     if args.real_embeddings or args.embeddings_url:
         print(f"  dense vectors: {settings.embedding_model} via {settings.openrouter_base_url}")
@@ -770,7 +782,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             "  NOTE: hybrid uses the loopback fake embedding server (vectors follow word overlap). "
             "It is a stand-in that exercises\n"
-            "        the dense + RRF path, not a semantic model: its figures say nothing about a "
+            "        the hybrid path, not a semantic model: its figures say nothing about a "
             "real embedding model."
         )
     print()
@@ -779,8 +791,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for result in results:
         found = sum(1 for rank in result.raw_ranks if rank is not None and rank <= 5)
         print(
-            f"{result.name}: recall@5 of the fused list before the per-page cap "
-            f"(RETRIEVAL_MAX_CHUNKS_PER_PAGE={settings.retrieval_max_chunks_per_page}): "
+            f"{result.name}: recall@5 of the fused list before the section merge and page "
+            f"diversity (RETRIEVAL_PAGE_DIVERSITY={settings.retrieval_page_diversity}): "
             f"{found / len(questions):.3f}"
         )
 
@@ -837,6 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             questions_file=args.questions.resolve(),
             offtopic_file=args.offtopic.resolve(),
             settings=settings,
+            dense_floor=results[-1].dense_floor,
         )
     return 0
 

@@ -126,11 +126,15 @@ class Settings(BaseSettings):
 
     # --- Retrieval ------------------------------------------------------------------------------
     retrieval_top_k: int = Field(default=6, ge=1, le=50)
-    retrieval_max_chunks_per_page: int = Field(default=2, ge=1, le=20)
+    # Places a hit moves down for each hit of its page already chosen (0: fused order only).
+    retrieval_page_diversity: float = Field(default=1.0, ge=0.0, le=10.0)
     # The docs are taken to cover a question when either signal reaches its floor (see
-    # docsrag.retrieval). Dense: best cosine similarity of the question to a section.
+    # docsrag.retrieval). Dense: best cosine similarity of the question to a section; unset, the
+    # floor is calibrated on the collection itself (mean + DENSE_FLOOR_SPREAD standard deviations
+    # of the cosine between its own sections), so it follows the embedding model's scale.
     # Sparse: share of the question's terms found in the retrieved sections (0..1).
-    dense_relevance_floor: float = Field(default=0.30, ge=-1.0, le=1.0)
+    dense_relevance_floor: float | None = Field(default=None, ge=-1.0, le=1.0)
+    dense_floor_spread: float = Field(default=0.25, ge=0.0, le=5.0)
     sparse_relevance_floor: float = Field(default=0.8, ge=0.0, le=1.0)
     history_turns_for_retrieval: int = Field(default=2, ge=0, le=20)
 

@@ -30,13 +30,14 @@ from urllib.parse import urlsplit
 
 import grpc  # type: ignore[import-untyped]
 import httpx
+import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import (
     ApiException,
     ResponseHandlingException,
     UnexpectedResponse,
 )
-from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
+from qdrant_client.hybrid.fusion import distribution_based_score_fusion
 
 from docsrag.config import Settings
 from docsrag.errors import ConfigError, EmbeddingDimensionMismatch, IndexUnavailable
@@ -75,7 +76,8 @@ _PAGE_STATE_FIELDS = ["source_key", "content_hash", "has_dense", "version"]
 # version name; the payload's `version` is the S3 object version of the source file.
 _META_FIELDS = ["kind", "plugin", "docs_version", "default_version", "locale", "doc_id"]
 _HIT_FIELDS = [
-    "source_key", "path", "title", "heading_path", "anchor", "anchors", "text", *_META_FIELDS
+    "source_key", "path", "title", "heading_path", "anchor", "anchors", "text", "chunk_index",
+    *_META_FIELDS,
 ]  # fmt: skip
 _KEYWORD_INDEXES = ("source_key", "path", "kind", "plugin", "docs_version", "locale", "doc_id")
 _BOOL_INDEXES = ("default_version",)
@@ -153,6 +155,27 @@ class SearchResult:
     top_sparse: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class DenseBaseline:
+    """How alike the collection's own sections are to each other under its embedding model:
+    the mean and standard deviation of the cosine between pairs of a sample of its chunks."""
+
+    mean: float
+    std: float
+    sample: int
+
+    def floor(self, spread: float) -> float:
+        """A relevance floor on this model's scale: `spread` deviations above the mean."""
+        return self.mean + spread * self.std
+
+
+# Chunks read to measure the `DenseBaseline`: ids are uuid5 hashes, so the first ones in id
+# order are an unbiased sample; 400 give the pair statistics to about +/-0.005.
+DENSE_BASELINE_SAMPLE = 400
+# Fewer chunks than this tell too little about the model's scale (a fixed floor is used).
+DENSE_BASELINE_MIN_SAMPLE = 20
+
+
 class DocsIndex:
     """The chunk collection. Not tied to a site or a source: keys are whatever the caller uses."""
 
@@ -188,6 +211,7 @@ class DocsIndex:
         self.points_deleted = 0
         self.snapshot_builds = 0
         self._catalog_cache: tuple[str, float, SiteCatalog] | None = None
+        self._baseline_cache: tuple[float, DenseBaseline | None] | None = None
         self._ready = False  # ensure_collection has succeeded once
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -294,6 +318,50 @@ class DocsIndex:
             catalog = self.site_catalog(default_locale=default_locale)
             self._catalog_cache = entry = (default_locale, now, catalog)
         return entry[2]
+
+    def cached_dense_baseline(self, *, ttl_seconds: float) -> DenseBaseline | None:
+        """`dense_baseline`, kept like the site catalog (until a write, or `ttl_seconds`)."""
+        self.ensure_ready()
+        if self._store is not None:
+            key = (self.collection, "dense-baseline")
+            if key not in self._store.derived:
+                baseline = self.dense_baseline()
+                with self._lock or nullcontext():
+                    self._store.derived[key] = baseline
+            cached: DenseBaseline | None = self._store.derived[key]
+            return cached
+        entry = self._baseline_cache
+        now = time.monotonic()
+        if entry is None or now - entry[0] >= ttl_seconds:
+            self._baseline_cache = entry = (now, self.dense_baseline())
+        return entry[1]
+
+    def dense_baseline(self, sample: int = DENSE_BASELINE_SAMPLE) -> DenseBaseline | None:
+        """The `DenseBaseline` of up to `sample` chunks (one scroll with their dense vectors);
+        None when the collection has too few chunks with one."""
+        with self._call("dense baseline scroll"):
+            records, _ = self._client.scroll(
+                self.collection,
+                limit=sample,
+                with_payload=False,
+                with_vectors=[DENSE_VECTOR],
+            )
+        rows = [
+            vector
+            for record in records
+            if isinstance(record.vector, dict)
+            and isinstance(vector := record.vector.get(DENSE_VECTOR), list)
+            and vector
+        ]
+        if len(rows) < DENSE_BASELINE_MIN_SAMPLE:
+            return None
+        matrix = np.asarray(rows, dtype=np.float64)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix = matrix[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
+        if len(matrix) < DENSE_BASELINE_MIN_SAMPLE:
+            return None
+        pairs = (matrix @ matrix.T)[np.triu_indices(len(matrix), k=1)]
+        return DenseBaseline(mean=float(pairs.mean()), std=float(pairs.std()), sample=len(matrix))
 
     def site_catalog(self, *, default_locale: str = "en") -> SiteCatalog:
         """The docs versions, locales and kinds of page the index holds, from Qdrant facets
@@ -585,13 +653,18 @@ class DocsIndex:
         filter on the embedded store's snapshot); no scope searches everything.
 
         With both vectors, on a server: a batch of three queries, the fused one (prefetch dense
-        + sparse, `FusionQuery` RRF) and the two raw lists, whose scores fill `Hit.dense_score` /
+        + sparse, `FusionQuery` DBSF) and the two raw lists, whose scores fill `Hit.dense_score` /
         `Hit.sparse_score` and the result's top scores. On the embedded store the two raw lists
         (with payloads) come from an in-memory snapshot (`docsrag.localsearch`: the points and
         scores local mode's own pure-Python search gives, far faster) and are fused here by
-        qdrant-client's own RRF function, the one its `FusionQuery` runs: same hits. With one
+        qdrant-client's own DBSF function, the one its `FusionQuery` runs: same hits. With one
         vector the raw list is the answer and `Hit.score` is its raw score. An empty sparse
         query (only stop-words) uses the dense vector alone.
+
+        Fusion is DBSF (distribution-based score fusion: each list's scores are scaled by their
+        mean +/- 3 standard deviations and summed), not RRF: a section that one retriever scores
+        far above the rest keeps that lead instead of counting as one rank. Measured side by side
+        with `bench/retrieval_quality.py` (hybrid, MiniLM, tune split): see `docsrag.retrieval`.
         """
         self.ensure_ready()
         prefetch_limit = max(prefetch_limit, limit)
@@ -635,7 +708,7 @@ class DocsIndex:
                 )
                 for _, request in raw
             ],
-            query=models.FusionQuery(fusion=models.Fusion.RRF),
+            query=models.FusionQuery(fusion=models.Fusion.DBSF),
             limit=limit,
             with_payload=_HIT_FIELDS,
         )
@@ -663,9 +736,9 @@ class DocsIndex:
             name: {str(point.id): point.score for point in points}
             for (name, _), points in zip(raw, lists, strict=True)
         }
-        # reciprocal_rank_fusion overwrites the scores of the points it returns: raw scores
+        # distribution_based_score_fusion overwrites the scores of the points it returns: raw scores
         # were read above.
-        fused = reciprocal_rank_fusion(lists, limit=limit)
+        fused = distribution_based_score_fusion(lists, limit=limit)
         return SearchResult(
             hits=[_hit(point, point.score, raw_scores) for point in fused],
             top_dense=max(raw_scores[DENSE_VECTOR].values(), default=None),
@@ -843,4 +916,5 @@ def _hit(point: models.ScoredPoint, score: float, raw: dict[str, dict[str, float
         sparse_score=raw.get(SPARSE_VECTOR, {}).get(chunk_id),
         anchors=anchors if anchors[:1] == (anchor,) else (anchor,),
         meta=_meta(payload, str(payload.get("path", ""))),
+        chunk_index=int(payload.get("chunk_index") or 0),
     )

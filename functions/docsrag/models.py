@@ -168,6 +168,8 @@ class Hit:
     # Where the page sits (kind, plugin, version, locale); a point written before versions were
     # indexed reads as the default docs version in the default locale.
     meta: PageMeta = PageMeta()
+    # Place of the chunk in its page (reading order), for joining the parts of a section.
+    chunk_index: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anchors", _anchors(self.anchor, self.anchors))

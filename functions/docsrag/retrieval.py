@@ -1,11 +1,12 @@
 """Find the sections that answer a question, and say whether the docs cover it at all.
 
-Search is hybrid when an embedder exists (dense + BM25, fused by Reciprocal Rank Fusion in one
-Qdrant round trip) and BM25 alone otherwise, or when embedding the question fails.
+Search is hybrid when an embedder exists (dense + BM25, fused by distribution-based score fusion
+in one Qdrant round trip, see `DocsIndex.search`) and BM25 alone otherwise, or when embedding the
+question fails.
 
-Relevance floor. The fused score is a rank, not a relevance, so `covered` is decided on the raw
-signals; the docs cover a question when either reaches its floor:
-- dense: the best cosine similarity reaches `dense_relevance_floor`;
+Relevance floor. The fused score is not a relevance, so `covered` is decided on the raw signals;
+the docs cover a question when either reaches its floor:
+- dense: the best cosine similarity reaches the dense floor (`dense_floor`);
 - BM25 term coverage: the share of the question's terms (distinct stemmed non-stop-words) that
   occur in the retrieved sections (titles and headings included) reaches
   `sparse_relevance_floor`. A raw BM25 score cannot be compared across questions (it grows with
@@ -23,23 +24,27 @@ questions covered, 8 of 8 off-topic rejected; the 4 misses (0.60-0.75) are worde
 docs do not use ("forget", "overloaded", "wildcard", "phishing"), which the dense side is there to
 catch. 0.75 would admit three more off-topic questions for one more in-domain one.
 
-The dense floor is per embedding model (cosine scales differ). Measured offline with a real
-semantic model, all-MiniLM-L6-v2 (`bench/semantic_embeddings_server.py`), on this project's docs
-(51 labelled, 24 off-topic questions): best cosine 0.31-0.64 for labelled questions, 0.09-0.41 for
-off-topic ones; the rule above with a dense floor of 0.30 covers 51/51 and rejects 21/24, with
-0.35 it covers 49/51 and rejects 23/24. The default 0.30 favours never refusing a real question
-(a wrongly admitted off-topic question costs one model call, whose grounded answer declines).
-The production model (text-embedding-3-small) cannot be measured here: re-check the floor with
-`bench/retrieval_quality.py --real-embeddings` and a key.
+The dense floor is per embedding model: cosine scales differ (MiniLM's unrelated texts score
+about 0.1, text-embedding-3-small's crowd into a narrower band). Unless `dense_relevance_floor`
+is set, it is calibrated on the collection itself: the mean cosine between pairs of the
+collection's own sections plus `dense_floor_spread` (0.25) standard deviations
+(`DocsIndex.dense_baseline`, measured once and kept until a write). With all-MiniLM-L6-v2 that is
+0.308 on the real Docusaurus docs and 0.318 on this project's docs, where a fixed 0.30 had been
+chosen by hand; on the tune split it covers every labelled question and rejects as many
+off-topic ones as 0.30 did (a spread of 0.5 rejected one more but refused 3 of 51 real
+questions). Near-domain questions (another framework's config, generic npm errors) score like
+real ones on every retrieval signal, so the floor only stops clear cases; the grounded answer
+says when the sources fall short (docs/benchmarks.md has the figures).
 
-Chunks per page. At most `retrieval_max_chunks_per_page` hits come from one page, so that one long
-page cannot crowd out the rest; the page of the best hit may give one more. That page is the
-likeliest to hold the answer, and an answer that spans several of its sections (a "Sass/SCSS"
-section and its "Global styles" and "Modules" subsections) needs them all, while every other page
-keeps the usual cap. Measured with `bench/retrieval_quality.py` (recall@5): BM25 alone unchanged
-on both corpora; hybrid with the fake embeddings 0.863 -> 0.882 on this project's docs and 0.767
--> 0.833 on the real Docusaurus docs. A cap of 3 for every page did no better for hybrid and lets
-two pages fill all six places.
+Selection. After fusion the parts of one section (chunks of one page under one anchor) become one
+source at the best part's place (`merge_section_parts`): a section is cited once and its places
+go to other sections. A chunk that joined several tiny sections cites the one whose heading and
+text share most of the question's words (`cite_best_section`), which is where the link lands.
+Then pages share the `retrieval_top_k` places by diversity, not a cap (`diversify_pages`): each
+section moves down `retrieval_page_diversity` places for every section of its page already
+chosen. The hard cap of two per page this replaces dropped a page's fourth section even when it
+was the answer. Measured on the tune split of `bench/questions_docusaurus.jsonl` (hybrid MiniLM,
+R@5): cap .863, no cap .880, and with DBSF fusion instead of RRF .915 with diversity 1.
 
 Scope. Every search runs inside one `SearchScope` (`docsrag.scope`): one docs version, the
 visitor's locale with the default locale as fallback, and blog posts unless they are off; Qdrant
@@ -59,8 +64,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Protocol
 
 from docsrag.budget import Deadline
@@ -78,7 +84,7 @@ logger = logging.getLogger(__name__)
 HISTORY_TERM_WEIGHT = 0.5
 # Candidates each retriever (dense, BM25) hands to the fusion.
 PREFETCH_LIMIT = 50
-# Fused hits fetched, as a multiple of top_k, so the per-page cap still leaves top_k hits.
+# Fused hits fetched, as a multiple of top_k: room for the section merge and page diversity.
 FUSED_PER_TOP_K = 3
 _FOLLOW_UP_START = re.compile(
     r"^\s*(and|or|but|also|then|so|what about|how about|same|ok|okay)\b", re.IGNORECASE
@@ -88,6 +94,10 @@ _ANAPHORA = re.compile(
     re.IGNORECASE,
 )
 _FOLLOW_UP_MAX_TERMS = 2
+_HEADING_LINE = re.compile(r"^(#{2,6})\s+(.+?)\s*#*$")
+_FENCE = re.compile(r"^(```+|~~~+)")
+# Dense floor for a collection too small to calibrate one on (see `DocsIndex.dense_baseline`).
+FALLBACK_DENSE_FLOOR = 0.30
 # Most characters of query text (question and follow-up context) sent to the embedding model.
 MAX_QUERY_CHARS = 2000
 
@@ -158,9 +168,9 @@ class Retriever:
         *,
         deadline: Deadline | None = None,
     ) -> Retrieval:
-        """The best sections for `question` (at most `retrieval_top_k`, at most
-        `retrieval_max_chunks_per_page` per page, one more from the best hit's page, each
-        section once) inside the question's scope, and whether they cover it.
+        """The best sections for `question` (at most `retrieval_top_k`, each section once, pages
+        sharing the places, see the module docstring) inside the question's scope, and whether
+        they cover it.
 
         `request` is what the caller knows of the scope (page URL, version, locale) or an
         already resolved `SearchScope`. Raises `UnknownScope` (see `scope`)."""
@@ -185,32 +195,39 @@ class Retriever:
             self._index.search,
             sparse=sparse,
             dense=dense,
-            limit=s.retrieval_top_k * max(FUSED_PER_TOP_K, s.retrieval_max_chunks_per_page + 1),
+            limit=s.retrieval_top_k * FUSED_PER_TOP_K,
             prefetch_limit=PREFETCH_LIMIT,
             scope=scope,
         )
         if not question_terms:  # "what about it?": only the context has terms
             question_terms = {t for text in context for t in self._encoder.tokenize(text)}
         ranked = one_copy_per_section(result.hits, scope)
-        covered, coverage, top_dense = self._covers(question_terms, ranked)
+        floor = await self.dense_floor() if dense is not None else None
+        covered, coverage, top_dense = self._covers(question_terms, ranked, floor)
         if scope.blog is BlogPolicy.FALLBACK:
             primary = [hit for hit in ranked if hit.meta.kind != "blog"]
-            primary_covered, primary_coverage, primary_dense = self._covers(question_terms, primary)
+            primary_covered, primary_coverage, primary_dense = self._covers(
+                question_terms, primary, floor
+            )
             if primary_covered or not covered:
                 ranked = primary  # the docs answer it (or nothing does): no blog posts
                 covered, coverage, top_dense = primary_covered, primary_coverage, primary_dense
             else:  # only the blog covers it: after the docs
                 ranked = primary + [hit for hit in ranked if hit.meta.kind == "blog"]
-        hits = _cap_per_page(
-            ranked, per_page=s.retrieval_max_chunks_per_page, top_k=s.retrieval_top_k
-        )
+        merged = [
+            cite_best_section(hit, question_terms, self._encoder.tokenize)
+            for hit in merge_section_parts(ranked)
+        ]
+        hits = diversify_pages(merged, top_k=s.retrieval_top_k, penalty=s.retrieval_page_diversity)
         covered = covered and bool(hits)
         logger.info(
-            "retrieval: %d hits, covered=%s (dense top %s, term coverage %.2f), follow-up=%s, "
+            "retrieval: %d hits, covered=%s (dense top %s, floor %s, term coverage %.2f), "
+            "follow-up=%s, "
             "scope version=%s locales=%s blog=%s (from %s)",
             len(hits),
             covered,
             "n/a" if top_dense is None else f"{top_dense:.3f}",
+            "n/a" if floor is None else f"{floor:.3f}",
             coverage,
             bool(context),
             scope.version,
@@ -220,13 +237,29 @@ class Retriever:
         )
         return Retrieval(hits=hits, covered=covered, dense_used=dense is not None, scope=scope)
 
-    def _covers(self, terms: set[str], hits: Sequence[Hit]) -> tuple[bool, float, float | None]:
+    async def dense_floor(self) -> float:
+        """The best cosine a question needs to count as covered on the dense side:
+        `dense_relevance_floor` when set, else calibrated on the collection (see the module
+        docstring), else `FALLBACK_DENSE_FLOOR` for a collection too small to measure."""
+        s = self._settings
+        if s.dense_relevance_floor is not None:
+            return s.dense_relevance_floor
+        baseline = await asyncio.to_thread(
+            self._index.cached_dense_baseline, ttl_seconds=s.site_catalog_ttl_seconds
+        )
+        if baseline is None:
+            return FALLBACK_DENSE_FLOOR
+        return baseline.floor(s.dense_floor_spread)
+
+    def _covers(
+        self, terms: set[str], hits: Sequence[Hit], dense_floor: float | None
+    ) -> tuple[bool, float, float | None]:
         """Whether `hits` cover the question: (covered, term coverage, best dense score)."""
         s = self._settings
         coverage = self.term_coverage(terms, hits)
         dense_scores = [hit.dense_score for hit in hits if hit.dense_score is not None]
         top_dense = max(dense_scores, default=None)
-        dense_ok = top_dense is not None and top_dense >= s.dense_relevance_floor
+        dense_ok = dense_floor is not None and top_dense is not None and top_dense >= dense_floor
         sparse_ok = coverage >= s.sparse_relevance_floor
         return bool(hits) and (dense_ok or sparse_ok), coverage, top_dense
 
@@ -332,18 +365,111 @@ def one_copy_per_section(hits: Sequence[Hit], scope: SearchScope) -> list[Hit]:
     return out
 
 
-def _cap_per_page(hits: Sequence[Hit], *, per_page: int, top_k: int) -> list[Hit]:
-    """The first `top_k` of `hits` (best first) with at most `per_page` from one page, and
-    `per_page + 1` from the page of the best hit (see the module docstring)."""
-    kept: list[Hit] = []
-    per_key: dict[str, int] = {}
-    best_page = hits[0].source_key if hits else None
+def merge_section_parts(hits: Sequence[Hit]) -> list[Hit]:
+    """`hits` (best first) with the parts of one section (chunks of one page copy under the
+    same anchor) joined into one hit at the best part's place, in reading order: a section is
+    cited once, and the places it took go to other sections."""
+    groups: dict[tuple[str, str | None], list[Hit]] = {}
     for hit in hits:
-        count = per_key.get(hit.source_key, 0)
-        if count >= per_page + (hit.source_key == best_page):
+        groups.setdefault((hit.source_key, hit.anchor), []).append(hit)
+    merged: list[Hit] = []
+    for hit in hits:
+        parts = groups.pop((hit.source_key, hit.anchor), None)
+        if parts is None:
+            continue  # a later part of a section already placed
+        if len(parts) == 1:
+            merged.append(hit)
             continue
-        per_key[hit.source_key] = count + 1
+        parts.sort(key=lambda part: part.chunk_index)
+        text = parts[0].text
+        for before, part in pairwise(parts):
+            if part.chunk_index == before.chunk_index + 1:
+                text = _join_overlapping(text, part.text)
+            else:
+                text = f"{text}\n\n[…]\n\n{part.text}"
+        anchors = tuple(dict.fromkeys(anchor for part in parts for anchor in part.anchors))
+        merged.append(replace(hit, text=text, anchors=anchors))
+    return merged
+
+
+def _join_overlapping(first: str, second: str, *, longest: int = 2000) -> str:
+    """`first` and `second` (consecutive chunks, which repeat a little of each other's text,
+    see `CHUNK_OVERLAP_TOKENS`) joined with the repeated part once."""
+    for size in range(min(len(first), len(second), longest), 20, -1):
+        if first.endswith(second[:size]):
+            return first + second[size:]
+    return f"{first}\n\n{second}"
+
+
+def cite_best_section(hit: Hit, terms: set[str], tokenize: Callable[[str], list[str]]) -> Hit:
+    """`hit` citing, of the sections it covers, the one that best matches the question.
+
+    A chunk that joined tiny sections (a one-line lead-in and the subsection after it) covers
+    several anchors and cites the first; its text marks where each later one starts with its
+    heading line ("### Translation files location"). The section whose heading and text share
+    the most of the question's `terms` (heading terms counting twice) becomes the citation,
+    with its heading path; a tie keeps the first. Anything that does not line up (headings in
+    the text other than the anchors) leaves the hit as it is."""
+    if len(hit.anchors) < 2 or not terms:
+        return hit
+    segments = _heading_segments(hit.text)
+    if len(segments) != len(hit.anchors):
+        return hit
+    best, best_score = 0, -1
+    for position, (_, heading, body) in enumerate(segments):
+        score = 2 * len(terms & set(tokenize(heading))) + len(terms & set(tokenize(body)))
+        if score > best_score:
+            best, best_score = position, score
+    if best == 0:
+        return hit
+    level, heading, _ = segments[best]
+    anchor = hit.anchors[best]
+    return replace(
+        hit,
+        anchor=anchor,
+        anchors=(anchor, *(a for a in hit.anchors if a != anchor)),
+        heading_path=(*hit.heading_path[: max(level - 2, 0)], heading),
+    )
+
+
+def _heading_segments(text: str) -> list[tuple[int, str, str]]:
+    """`text` cut at its Markdown heading lines (outside code fences): (level, heading, body)
+    for the lead (level 0, no heading) and each heading."""
+    segments: list[tuple[int, str, list[str]]] = [(0, "", [])]
+    fence: str | None = None
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        marker = _FENCE.match(stripped)
+        if marker:
+            if fence is None:
+                fence = marker.group(1)
+            elif stripped.startswith(fence):
+                fence = None
+        heading = _HEADING_LINE.match(line) if fence is None and not marker else None
+        if heading:
+            segments.append((len(heading.group(1)), heading.group(2).strip(), []))
+        else:
+            segments[-1][2].append(line)
+    return [(level, heading, "\n".join(body)) for level, heading, body in segments]
+
+
+def diversify_pages(hits: Sequence[Hit], *, top_k: int, penalty: float) -> list[Hit]:
+    """The first `top_k` of `hits` (best first), each hit moved down `penalty` places for every
+    hit of its page already taken: pages share the places without a hard cap.
+
+    With the default 1.0 a page's second section must rank one place above another page's best
+    to come first; a section that ranks clear of the others gets in whichever section of its
+    page it is (the hard cap of two per page this replaces dropped the fourth section of the
+    page that answers "Which pages are skipped when ingesting?"). 0 keeps the fused order."""
+    remaining = list(enumerate(hits))
+    taken: dict[str, int] = {}
+    kept: list[Hit] = []
+    while remaining and len(kept) < top_k:
+        best = min(
+            range(len(remaining)),
+            key=lambda i: remaining[i][0] + penalty * taken.get(remaining[i][1].source_key, 0),
+        )
+        _, hit = remaining.pop(best)
+        taken[hit.source_key] = taken.get(hit.source_key, 0) + 1
         kept.append(hit)
-        if len(kept) == top_k:
-            break
     return kept

@@ -173,3 +173,8 @@ def test_ask_never_wraps_source_links_when_piped(tmp_path: Path) -> None:
         url = line.rsplit(" ", 1)[-1]
         assert url.startswith("http://localhost:3000/docs/"), line
     assert max(len(line) for line in source_lines) > 80  # would have been folded before
+    # The README's example question finds the section that answers it (the fourth matching
+    # section of its page, which a hard cap of two sections per page left out), each source once
+    urls = [line.rsplit(" ", 1)[-1] for line in source_lines]
+    assert "http://localhost:3000/docs/guides/ingesting-docs#what-is-skipped" in urls
+    assert len(urls) == len(set(urls))

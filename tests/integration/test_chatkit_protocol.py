@@ -139,14 +139,16 @@ def build_container(settings: Settings, site: Path, *, dynamodb: Any = None) -> 
 
 
 def indexed_urls(container: Container) -> set[str]:
-    """Every citation URL the index can produce: settings.public_url(path, anchor) per chunk."""
+    """Every citation URL the index can produce: settings.public_url(path, anchor) for each
+    section a chunk covers (a chunk of several tiny sections cites the one asked about)."""
     records, _ = container.qdrant.scroll(
-        container.index.collection, limit=1000, with_payload=["path", "anchor"]
+        container.index.collection, limit=1000, with_payload=["path", "anchor", "anchors"]
     )
     return {
-        container.settings.public_url(record.payload["path"], record.payload["anchor"])
+        container.settings.public_url(record.payload["path"], anchor)
         for record in records
         if record.payload
+        for anchor in (record.payload.get("anchors") or [record.payload["anchor"]])
     }
 
 

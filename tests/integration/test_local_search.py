@@ -2,7 +2,7 @@
 
 A seeded collection (a few hundred chunks of random documentation-like words through the real
 BM25 encoder, deterministic dense vectors, a few BM25-only pages) is searched both ways: by
-`DocsIndex` (snapshot, RRF in the client) and by the client's own `query_points` (local mode's
+`DocsIndex` (snapshot, DBSF in the client) and by the client's own `query_points` (local mode's
 search, and its `FusionQuery` for hybrid). Chunks have distinct lengths and random vectors, so no
 two scores tie: local mode orders exact ties arbitrarily (an unstable argsort), which is the one
 thing the snapshot does differently (it ranks ties by point id).
@@ -134,7 +134,7 @@ def _queries() -> list[tuple[SparseVector, list[float]]]:
 def _qdrant(
     client: QdrantClient, sparse: SparseVector | None, dense: list[float] | None
 ) -> list[models.ScoredPoint]:
-    """Local mode's own answer: a plain query, or prefetch + FusionQuery RRF for both vectors."""
+    """Local mode's own answer: a plain query, or prefetch + FusionQuery DBSF for both vectors."""
     sparse_query = (
         models.SparseVector(indices=sparse.indices, values=sparse.values) if sparse else None
     )
@@ -145,7 +145,7 @@ def _qdrant(
                 models.Prefetch(query=dense, using=DENSE_VECTOR, limit=PREFETCH),
                 models.Prefetch(query=sparse_query, using=SPARSE_VECTOR, limit=PREFETCH),
             ],
-            query=models.FusionQuery(fusion=models.Fusion.RRF),
+            query=models.FusionQuery(fusion=models.Fusion.DBSF),
             limit=LIMIT,
             with_payload=True,
         ).points
@@ -206,7 +206,8 @@ def test_raw_scores_and_payloads_match_local_mode_hit_for_hit(store: QdrantClien
 
         assert [h.chunk_id for h in fast.hits] == [h.chunk_id for h in slow.hits]
         for a, b in zip(fast.hits, slow.hits, strict=True):
-            assert a.score == b.score  # the same RRF over the same ranks
+            # the same DBSF over the same lists (dense cosines agree to float32 precision)
+            assert a.score == pytest.approx(b.score, abs=1e-6)
             assert a.sparse_score == b.sparse_score  # BM25: the same float32, bit for bit
             assert a.dense_score == pytest.approx(b.dense_score, abs=1e-5)
             plain = {"score": 0.0, "dense_score": None, "sparse_score": None}

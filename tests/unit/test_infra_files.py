@@ -727,11 +727,19 @@ def test_failing_documents_go_to_an_alarmed_dead_letter_queue(template: dict[str
 _NOTIFY_TOPIC = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
 
 
-def _alarm_on(template: dict[str, Any], namespace: str, metric: str) -> dict[str, Any]:
+def _alarm_on(
+    template: dict[str, Any], namespace: str, metric: str, function: str | None = None
+) -> dict[str, Any]:
     found = [
         res["Properties"]
         for res in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
-        if res["Properties"]["Namespace"] == namespace and res["Properties"]["MetricName"] == metric
+        if res["Properties"]["Namespace"] == namespace
+        and res["Properties"]["MetricName"] == metric
+        and (
+            function is None
+            or {"Name": "FunctionName", "Value": {"Ref": function}}
+            in res["Properties"].get("Dimensions", [])
+        )
     ]
     assert len(found) == 1, f"one alarm on {namespace} {metric}, found {len(found)}"
     alarm: dict[str, Any] = found[0]
@@ -750,13 +758,14 @@ def _fires_on_any_occurrence_and_notifies_the_topic(alarm: dict[str, Any]) -> No
     assert alarm["AlarmDescription"].strip()
 
 
+@pytest.mark.parametrize("function", ["ChatFunction", "ChatStreamFunction"])
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
 def test_chat_function_errors_and_throttles_are_alarmed(
-    template: dict[str, Any], metric: str
+    template: dict[str, Any], metric: str, function: str
 ) -> None:
-    alarm = _alarm_on(template, "AWS/Lambda", metric)
+    alarm = _alarm_on(template, "AWS/Lambda", metric, function)
     # FunctionName alone aggregates every version and alias (the "live" alias serves the API).
-    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ChatFunction"}}]
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
     _fires_on_any_occurrence_and_notifies_the_topic(alarm)
 
 
