@@ -13,7 +13,9 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from tests.e2e.moto_stack import (
     SITE_URL,
     Deployment,
     Emf,
+    LambdaContext,
     docusaurus_page,
     emf_lines,
 )
@@ -255,6 +258,38 @@ def site(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 # --- the story ------------------------------------------------------------------------------------
+
+
+@dataclass
+class EndingInvocation(LambdaContext):
+    """A Lambda context whose invocation ends `seconds_left` after it is made."""
+
+    seconds_left: float = 5.0
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.started + self.seconds_left - time.monotonic()) * 1000))
+
+
+def test_a_chat_request_ends_with_sources_before_its_invocation_does(
+    stack: Deployment, site: dict[str, Any]
+) -> None:
+    # GIVEN an indexed site and a model that would take 30 s to write its answer
+    stack.upload_folder(site["root"])
+    assert stack.drain() == []
+    stack.fake.trickle(1.0, chunks=30)
+
+    # WHEN /chat reaches the chat handler (Mangum) with 6 s left in the invocation, well inside
+    # REQUEST_TIME_BUDGET_SECONDS (25 s by default)
+    stack.chat_context = EndingInvocation(function_name="docsrag-chat", seconds_left=6.0)
+    started = time.monotonic()
+    answer = stack.ask(site["question"])
+
+    # THEN the answer comes back before the invocation ends, from the docs, with its sources,
+    # instead of Lambda killing the request with nothing
+    assert time.monotonic() - started < 6.0
+    assert answer["mode"] == "retrieval_only"
+    assert any(source["url"].startswith(site["page_url"]) for source in answer["sources"])
 
 
 def test_a_synced_site_is_answered_with_citations_and_follows_deletes_and_redeploys(
