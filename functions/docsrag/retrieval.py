@@ -38,8 +38,8 @@ says when the sources fall short (docs/benchmarks.md has the figures).
 
 Selection. After fusion the parts of one section (chunks of one page under one anchor) become one
 source at the best part's place (`merge_section_parts`): a section is cited once and its places
-go to other sections. A chunk that joined several tiny sections cites the one whose heading and
-text share most of the question's words (`cite_best_section`), which is where the link lands.
+go to other sections. A chunk that joined several tiny sections cites the one whose heading (then
+text) shares most of the question's words (`cite_best_section`), which is where the link lands.
 Then pages share the `retrieval_top_k` places by diversity, not a cap (`diversify_pages`): each
 section moves down `retrieval_page_diversity` places for every section of its page already
 chosen. The hard cap of two per page this replaces dropped a page's fourth section even when it
@@ -406,18 +406,22 @@ def cite_best_section(hit: Hit, terms: set[str], tokenize: Callable[[str], list[
 
     A chunk that joined tiny sections (a one-line lead-in and the subsection after it) covers
     several anchors and cites the first; its text marks where each later one starts with its
-    heading line ("### Translation files location"). The section whose heading and text share
-    the most of the question's `terms` (heading terms counting twice) becomes the citation,
-    with its heading path; a tie keeps the first. Anything that does not line up (headings in
+    heading line ("### Translation files location"). The section whose heading shares the most
+    of the question's `terms` (then, the most shared by its text) becomes the citation, with its
+    heading path; a tie keeps the first. Anything that does not line up (headings in
     the text other than the anchors) leaves the hit as it is."""
     if len(hit.anchors) < 2 or not terms:
         return hit
     segments = _heading_segments(hit.text)
     if len(segments) != len(hit.anchors):
         return hit
-    best, best_score = 0, -1
+    # The first section's own heading is the last of the chunk's heading path (the page title
+    # for a page's lead-in): a question that names it stays there.
+    lead_heading = hit.heading_path[-1] if hit.heading_path else hit.page_title
+    best, best_score = 0, (-1, -1)
     for position, (_, heading, body) in enumerate(segments):
-        score = 2 * len(terms & set(tokenize(heading))) + len(terms & set(tokenize(body)))
+        shown = heading if position else lead_heading
+        score = (len(terms & set(tokenize(shown))), len(terms & set(tokenize(body))))
         if score > best_score:
             best, best_score = position, score
     if best == 0:
