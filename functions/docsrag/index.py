@@ -22,7 +22,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -210,8 +210,8 @@ class DocsIndex:
         self.points_written = 0
         self.points_deleted = 0
         self.snapshot_builds = 0
-        self._catalog_cache: tuple[str, float, SiteCatalog] | None = None
-        self._baseline_cache: tuple[float, DenseBaseline | None] | None = None
+        # Derived facts when Qdrant is a server: name -> (when computed, value), see `_cached`.
+        self._server_cache: dict[str, tuple[float, Any]] = {}
         self._ready = False  # ensure_collection has succeeded once
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -303,37 +303,36 @@ class DocsIndex:
     def cached_site_catalog(self, *, default_locale: str, ttl_seconds: float) -> SiteCatalog:
         """`site_catalog`, kept until a write (embedded store) or for `ttl_seconds` (a server,
         which other processes write to)."""
-        self.ensure_ready()
-        now = time.monotonic()
-        if self._store is not None:
-            key = (self.collection, f"catalog:{default_locale}")
-            cached = self._store.derived.get(key)
-            if cached is None:
-                cached = self.site_catalog(default_locale=default_locale)
-                with self._lock or nullcontext():
-                    self._store.derived[key] = cached
-            return cached
-        entry = self._catalog_cache
-        if entry is None or entry[0] != default_locale or now - entry[1] >= ttl_seconds:
-            catalog = self.site_catalog(default_locale=default_locale)
-            self._catalog_cache = entry = (default_locale, now, catalog)
-        return entry[2]
+        catalog: SiteCatalog = self._cached(
+            f"catalog:{default_locale}",
+            ttl_seconds,
+            lambda: self.site_catalog(default_locale=default_locale),
+        )
+        return catalog
 
     def cached_dense_baseline(self, *, ttl_seconds: float) -> DenseBaseline | None:
         """`dense_baseline`, kept like the site catalog (until a write, or `ttl_seconds`)."""
+        baseline: DenseBaseline | None = self._cached(
+            "dense-baseline", ttl_seconds, self.dense_baseline
+        )
+        return baseline
+
+    def _cached(self, name: str, ttl_seconds: float, compute: Callable[[], Any]) -> Any:
+        """A fact derived from the collection: on the embedded store kept until a write drops
+        it (`EmbeddedStore.derived`); on a server, which other processes write to, for
+        `ttl_seconds`."""
         self.ensure_ready()
         if self._store is not None:
-            key = (self.collection, "dense-baseline")
+            key = (self.collection, name)
             if key not in self._store.derived:
-                baseline = self.dense_baseline()
+                value = compute()
                 with self._lock or nullcontext():
-                    self._store.derived[key] = baseline
-            cached: DenseBaseline | None = self._store.derived[key]
-            return cached
-        entry = self._baseline_cache
+                    self._store.derived[key] = value
+            return self._store.derived[key]
         now = time.monotonic()
+        entry = self._server_cache.get(name)
         if entry is None or now - entry[0] >= ttl_seconds:
-            self._baseline_cache = entry = (now, self.dense_baseline())
+            entry = self._server_cache[name] = (now, compute())
         return entry[1]
 
     def dense_baseline(self, sample: int = DENSE_BASELINE_SAMPLE) -> DenseBaseline | None:

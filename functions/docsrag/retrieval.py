@@ -73,7 +73,7 @@ from docsrag.budget import Deadline
 from docsrag.config import Settings
 from docsrag.embeddings import DenseEmbedder
 from docsrag.errors import EmbeddingError
-from docsrag.index import DocsIndex
+from docsrag.index import DocsIndex, SearchResult
 from docsrag.models import Hit, SparseVector
 from docsrag.safety import recent_turns
 from docsrag.scope import BlogPolicy, ScopeRequest, SearchScope, SiteCatalog, resolve_scope
@@ -191,18 +191,21 @@ class Retriever:
             except EmbeddingError as exc:
                 logger.warning("query embedding failed, searching with BM25 only: %s", exc)
 
-        result = await asyncio.to_thread(
-            self._index.search,
-            sparse=sparse,
-            dense=dense,
-            limit=s.retrieval_top_k * FUSED_PER_TOP_K,
-            prefetch_limit=PREFETCH_LIMIT,
-            scope=scope,
-        )
+        def search() -> tuple[SearchResult, float | None]:
+            # One thread hop for the search and the dense floor (a cached figure).
+            found = self._index.search(
+                sparse=sparse,
+                dense=dense,
+                limit=s.retrieval_top_k * FUSED_PER_TOP_K,
+                prefetch_limit=PREFETCH_LIMIT,
+                scope=scope,
+            )
+            return found, self.dense_floor_now() if dense is not None else None
+
+        result, floor = await asyncio.to_thread(search)
         if not question_terms:  # "what about it?": only the context has terms
             question_terms = {t for text in context for t in self._encoder.tokenize(text)}
         ranked = one_copy_per_section(result.hits, scope)
-        floor = await self.dense_floor() if dense is not None else None
         covered, coverage, top_dense = self._covers(question_terms, ranked, floor)
         if scope.blog is BlogPolicy.FALLBACK:
             primary = [hit for hit in ranked if hit.meta.kind != "blog"]
@@ -238,15 +241,17 @@ class Retriever:
         return Retrieval(hits=hits, covered=covered, dense_used=dense is not None, scope=scope)
 
     async def dense_floor(self) -> float:
+        """`dense_floor_now` off the event loop (the first call may read the collection)."""
+        return await asyncio.to_thread(self.dense_floor_now)
+
+    def dense_floor_now(self) -> float:
         """The best cosine a question needs to count as covered on the dense side:
         `dense_relevance_floor` when set, else calibrated on the collection (see the module
         docstring), else `FALLBACK_DENSE_FLOOR` for a collection too small to measure."""
         s = self._settings
         if s.dense_relevance_floor is not None:
             return s.dense_relevance_floor
-        baseline = await asyncio.to_thread(
-            self._index.cached_dense_baseline, ttl_seconds=s.site_catalog_ttl_seconds
-        )
+        baseline = self._index.cached_dense_baseline(ttl_seconds=s.site_catalog_ttl_seconds)
         if baseline is None:
             return FALLBACK_DENSE_FLOOR
         return baseline.floor(s.dense_floor_spread)

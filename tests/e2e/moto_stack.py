@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,17 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 300_000
+
+
+@dataclass
+class EndingInvocation(LambdaContext):
+    """A Lambda context whose invocation ends `seconds_left` after it is made."""
+
+    seconds_left: float = 5.0
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.started + self.seconds_left - time.monotonic()) * 1000))
 
 
 def load_handler(name: str) -> ModuleType:

@@ -15,7 +15,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from tests.e2e.moto_stack import (
     SITE_URL,
     Deployment,
     Emf,
-    LambdaContext,
+    EndingInvocation,
     docusaurus_page,
     emf_lines,
 )
@@ -258,17 +257,6 @@ def site(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 # --- the story ------------------------------------------------------------------------------------
-
-
-@dataclass
-class EndingInvocation(LambdaContext):
-    """A Lambda context whose invocation ends `seconds_left` after it is made."""
-
-    seconds_left: float = 5.0
-    started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.started + self.seconds_left - time.monotonic()) * 1000))
 
 
 def test_a_chat_request_ends_with_sources_before_its_invocation_does(

@@ -5,13 +5,17 @@ embeddings endpoint)."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 import pytest
 
 from tests.e2e import test_ingest_pipeline as pipeline
-from tests.e2e.moto_stack import KEY_PREFIX, SITE_URL, Deployment, LambdaContext, load_handler
+from tests.e2e.moto_stack import (
+    KEY_PREFIX,
+    SITE_URL,
+    Deployment,
+    EndingInvocation,
+    LambdaContext,
+    load_handler,
+)
 from tests.e2e.test_ingest_pipeline import metric_totals, page, page_urls
 
 # The moto stack and its fixtures, shared with the pipeline tests.
@@ -24,19 +28,6 @@ ANIMALS = {
     "quokka": page("Quokka care", Shade="Quokkalantern enclosures need shade from noon."),
     "tapir": page("Tapir care", Bathing="Tapirbrook pools are refilled every morning."),
 }
-
-
-@dataclass
-class EndingSoon(LambdaContext):
-    """An invocation with only `seconds` left (its timeout is near)."""
-
-    seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        self._end = time.monotonic() + self.seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._end - time.monotonic()) * 1000))
 
 
 def test_records_that_cannot_finish_before_the_timeout_are_delivered_again(
@@ -52,7 +43,9 @@ def test_records_that_cannot_finish_before_the_timeout_are_delivered_again(
     assert len(messages) == 3
     # GIVEN embeddings that take 1 s a page, and an invocation with 1.5 s of work left
     stack.fake.slow(1.0, endpoint="embeddings")
-    stack.ingest_context = EndingSoon(function_name="docsrag-ingest", seconds=margin + 1.5)
+    stack.ingest_context = EndingInvocation(
+        function_name="docsrag-ingest", seconds_left=margin + 1.5
+    )
 
     # WHEN the batch arrives
     failed = stack.deliver(messages)

@@ -35,6 +35,7 @@ from docsrag.config import Settings
 from docsrag.container import Container
 from docsrag.mcp_server import SECTION_CHARS, page_path, without_overlap
 from tests.fakes.openai_server import FakeOpenAI
+from tests.integration.test_chatkit_protocol import indexed_urls
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SITE_URL = "https://docs.example.org/handbook"  # a Docusaurus baseUrl: /handbook/
@@ -211,20 +212,6 @@ def text_of(result: CallToolResult) -> str:
     (block,) = result.content
     assert isinstance(block, TextContent)
     return block.text
-
-
-def indexed_urls(container: Container) -> set[str]:
-    """Every citation URL the index can produce: settings.public_url(path, anchor) for each
-    section a chunk covers (a chunk of several tiny sections cites the one asked about)."""
-    records, _ = container.qdrant.scroll(
-        container.index.collection, limit=1000, with_payload=["path", "anchor", "anchors"]
-    )
-    return {
-        container.settings.public_url(record.payload["path"], anchor)
-        for record in records
-        if record.payload
-        for anchor in (record.payload.get("anchors") or [record.payload["anchor"]])
-    }
 
 
 # --- Tools, over both protocol eras -------------------------------------------------------------
