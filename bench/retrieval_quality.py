@@ -96,6 +96,7 @@ from docsrag.errors import DocumentError  # noqa: E402
 from docsrag.index import DocsIndex, build_qdrant_client  # noqa: E402
 from docsrag.ingest import Ingestor  # noqa: E402
 from docsrag.models import Hit, SparseVector  # noqa: E402
+from docsrag.names import question_names  # noqa: E402
 from docsrag.parsing import classify_key, iter_site_files, parse_document  # noqa: E402
 from docsrag.retrieval import FUSED_PER_TOP_K, PREFETCH_LIMIT, Retriever  # noqa: E402
 from docsrag.sparse import BM25Encoder  # noqa: E402
@@ -142,14 +143,19 @@ class OffTopic:
 class Signals:
     top_dense: float | None
     coverage: float
+    # names of the question (docsrag.names) that none of the hits contains
+    missing_names: tuple[str, ...] = ()
 
-    def covered(self, *, dense_floor: float | None, terms_floor: float | None) -> bool:
-        """The retriever's rule, with either floor left out when None."""
+    def covered(
+        self, *, dense_floor: float | None, terms_floor: float | None, names: bool = True
+    ) -> bool:
+        """The retriever's rule, with either floor left out when None and the names rule left
+        out when `names` is false."""
         dense_ok = (
             dense_floor is not None and self.top_dense is not None and self.top_dense >= dense_floor
         )
         terms_ok = terms_floor is not None and self.coverage >= terms_floor
-        return dense_ok or terms_ok
+        return (dense_ok or terms_ok) and not (names and self.missing_names)
 
 
 @dataclass(slots=True)
@@ -351,7 +357,9 @@ async def run_mode(
         )
         result.raw_ranks.append(rank_of(question, raw.hits))
         result.signals.append(
-            signals_of(question.question, dense, retriever, index, encoder, settings)
+            signals_of(
+                question.question, dense, retriever, index, encoder, settings, result.dense_floor
+            )
         )
         if dense is not None:
             alone = index.search(
@@ -363,7 +371,9 @@ async def run_mode(
             result.dense_ranks.append(rank_of(question, alone.hits))
     for text in offtopic:
         dense = await embedder.embed_query(text) if embedder is not None else None
-        result.offtopic_signals.append(signals_of(text, dense, retriever, index, encoder, settings))
+        result.offtopic_signals.append(
+            signals_of(text, dense, retriever, index, encoder, settings, result.dense_floor)
+        )
     # The signals above must give the retriever's own decision, or the sweep below means nothing.
     decided = [
         s.covered(dense_floor=result.dense_floor, terms_floor=settings.sparse_relevance_floor)
@@ -381,17 +391,26 @@ def signals_of(
     index: DocsIndex,
     encoder: BM25Encoder,
     settings: Settings,
+    dense_floor: float | None,
 ) -> Signals:
-    """Both signals of `Retriever.retrieve`'s "covered" rule, from the same search it makes
-    (a question without history)."""
+    """The signals of `Retriever.retrieve`'s "covered" rule, from the same search it makes
+    (a question without history). Which names count as mentioned depends on `dense_floor` (the
+    one the retriever applied); the sweep over other floors keeps that part fixed."""
     result = index.search(
         sparse=retriever.sparse_query(question, []),
         dense=dense,
         limit=settings.retrieval_top_k * FUSED_PER_TOP_K,
         prefetch_limit=PREFETCH_LIMIT,
     )
-    coverage = retriever.term_coverage(set(encoder.tokenize(question)), result.hits)
-    return Signals(top_dense=result.top_dense, coverage=coverage)
+    names = question_names(question) if settings.require_question_names else []
+    coverage = retriever.coverage(
+        set(encoder.tokenize(question)), names, result.hits, dense_floor=dense_floor
+    )
+    return Signals(
+        top_dense=result.top_dense,
+        coverage=coverage.term_share,
+        missing_names=coverage.missing_names,
+    )
 
 
 def why_missed(rank: int | None, raw_rank: int | None) -> str:
@@ -486,6 +505,20 @@ def print_signals(
     print(f"  {'terms only':>13}{shares(None, terms_floor):>28}{'':>20}")
     for floor in FLOOR_SWEEP:
         print(f"  {floor:>13.2f}{shares(floor, terms_floor):>28}{shares(floor, None):>20}")
+    signals = (*result.signals, *result.offtopic_signals)
+    named = sum(1 for s in result.signals if s.missing_names)
+    off_named = sum(1 for s in result.offtopic_signals if s.missing_names)
+    without = [
+        s.covered(dense_floor=result.dense_floor, terms_floor=terms_floor, names=False)
+        for s in signals
+    ]
+    n = len(result.signals)
+    print(
+        f"  names the sections never use (docsrag.names): {named}/{n} labelled, "
+        f"{off_named}/{len(result.offtopic_signals)} off-topic; without that rule "
+        f"{sum(without[:n])}/{n} labelled judged covered, "
+        f"{sum(not c for c in without[n:])}/{len(result.offtopic_signals)} off-topic rejected"
+    )
 
     def line(signal: Signals, text: str) -> str:
         dense = "  n/a" if signal.top_dense is None else f"{signal.top_dense:.3f}"
@@ -870,6 +903,7 @@ def write_signals(
                     "covered": covered,
                     "top_dense": signal.top_dense,
                     "coverage": signal.coverage,
+                    "missing_names": list(signal.missing_names),
                 }
                 for question, rank, covered, signal in zip(
                     questions, result.ranks, result.covered, result.signals, strict=True
@@ -881,6 +915,7 @@ def write_signals(
                     "covered": covered,
                     "top_dense": signal.top_dense,
                     "coverage": signal.coverage,
+                    "missing_names": list(signal.missing_names),
                 }
                 for text, covered, signal in zip(
                     offtopic, result.offtopic_covered, result.offtopic_signals, strict=True

@@ -61,6 +61,8 @@ NOT_COVERED_TEXT = (
     "I couldn't find this in the documentation. Try rephrasing the question, or use other "
     "words for what you are looking for."
 )
+# Most of the names a "not covered" answer says the docs never mention.
+NOT_MENTIONED_MAX_NAMES = 3
 
 # One friendly sentence per reason the model could not answer.
 NOTICES: dict[str, str] = {
@@ -404,6 +406,22 @@ def failure_reason(exc: BaseException) -> str:
 # --- The answerer ---------------------------------------------------------------------------------
 
 
+def not_covered_text(missing_names: Sequence[str] = ()) -> str:
+    """`NOT_COVERED_TEXT`, led by the names the docs never mention ("The documentation doesn't
+    mention “Tailwind” or “Vue”."), when there are any.
+
+    The names come from the visitor's question but are words only (`docsrag.names`: letters,
+    digits and `.@+#'-`), so no Markdown or HTML can ride on them."""
+    if not missing_names:
+        return NOT_COVERED_TEXT
+    quoted = [f"“{name}”" for name in missing_names[:NOT_MENTIONED_MAX_NAMES]]
+    listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    return (
+        f"The documentation doesn't mention {listed}, so I can't answer this from it. If you "
+        "meant something the docs call by another name, try asking with that name."
+    )
+
+
 class Answerer:
     """Answers a question from retrieved sections with the configured chat model."""
 
@@ -501,8 +519,15 @@ class Answerer:
         final = (renumberer.feed(text) + renumberer.finish()).strip()
         return self._llm_answer(final, renumberer, hits, usage, latency_ms)
 
-    def not_covered(self) -> Answer:
-        return Answer(text=NOT_COVERED_TEXT, sources=[], mode="retrieval_only", reason="no_sources")
+    def not_covered(self, missing_names: Sequence[str] = ()) -> Answer:
+        """The answer when the docs do not cover the question; `missing_names` are the names it
+        asked about that the docs never mention (`Retrieval.missing_names`), said first."""
+        return Answer(
+            text=not_covered_text(missing_names),
+            sources=[],
+            mode="retrieval_only",
+            reason="no_sources",
+        )
 
     def fallback(
         self,

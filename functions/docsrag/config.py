@@ -135,7 +135,11 @@ class Settings(BaseSettings):
     # Sparse: share of the question's terms found in the retrieved sections (0..1).
     dense_relevance_floor: float | None = Field(default=None, ge=-1.0, le=1.0)
     dense_floor_spread: float = Field(default=0.25, ge=0.0, le=5.0)
-    sparse_relevance_floor: float = Field(default=0.8, ge=0.0, le=1.0)
+    sparse_relevance_floor: float = Field(default=0.75, ge=0.0, le=1.0)
+    # And only when every name the question uses (a product, tool or API written as a name,
+    # docsrag.names) occurs in the retrieved sections: "Tailwind in a Vue app" is not covered by
+    # docs that never mention Tailwind, however well its other words match.
+    require_question_names: bool = True
     history_turns_for_retrieval: int = Field(default=2, ge=0, le=20)
 
     # Answers link only to the site itself and to the URLs of their cited sources (off: any

@@ -114,6 +114,11 @@ class SearchResults(BaseModel):
         description="How the docs name that version (`1.1 (latest)`); null on a site with one."
     )
     covered: bool = Field(description="False when the sections may not answer the query.")
+    missing_names: list[str] = Field(
+        default_factory=list,
+        description="Names in the query (products, tools, APIs) that none of the sections "
+        "mention: the docs do not cover them.",
+    )
     results: list[FoundSection]
 
 
@@ -252,6 +257,7 @@ def build_server(settings: Settings, container: Callable[[], Container]) -> MCPS
             version=scope.version if scope is not None else None,
             version_label=scope.label if scope is not None else None,
             covered=retrieval.covered,
+            missing_names=list(retrieval.missing_names),
             results=[_section(hit, s) for hit in retrieval.hits[:limit]],
         )
         return _result(_render_search(found), found)
@@ -532,7 +538,10 @@ def _render_search(found: SearchResults) -> str:
     if not found.results:
         return f"No sections of the docs match {found.query!r}."
     lines = [f"Docs version: {found.version_label}\n"] if found.version_label else []
-    if not found.covered:
+    if found.missing_names:
+        names = ", ".join(found.missing_names)
+        lines.append(f"Note: the docs never mention {names}; these sections may not answer it.\n")
+    elif not found.covered:
         lines.append(
             "Note: these sections may not answer the query (few of its words appear in them).\n"
         )

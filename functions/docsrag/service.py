@@ -95,15 +95,18 @@ class ChatService:
         if deadline is None:
             deadline = Deadline.start(self._settings.request_time_budget_seconds)
         retrieval = await self._retriever.retrieve(message, history, scope, deadline=deadline)
-        hits = retrieval.hits if retrieval.covered else []
         resolved = retrieval.scope
-        answer: Answer = await self._answerer.answer(
-            question=message,
-            history=history,
-            hits=hits,
-            version_label=resolved.label if resolved is not None else None,
-            deadline=deadline,
-        )
+        answer: Answer
+        if retrieval.covered and retrieval.hits:
+            answer = await self._answerer.answer(
+                question=message,
+                history=history,
+                hits=retrieval.hits,
+                version_label=resolved.label if resolved is not None else None,
+                deadline=deadline,
+            )
+        else:
+            answer = self._answerer.not_covered(retrieval.missing_names)
         latency_ms = (time.perf_counter() - started) * 1000
         telemetry.record_answer(mode=answer.mode, latency_ms=answer.latency_ms, usage=answer.usage)
         logger.info(

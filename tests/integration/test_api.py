@@ -138,11 +138,26 @@ def test_without_a_key_answers_are_retrieval_only_with_links(keyless_client: Tes
 
 
 def test_off_topic_question_says_the_docs_do_not_cover_it(llm_client: TestClient) -> None:
-    response = llm_client.post("/chat", json={"message": "What is the capital of France?"})
+    response = llm_client.post("/chat", json={"message": "how long do I bake sourdough bread?"})
     body = response.json()
     assert response.status_code == 200
     assert body["sources"] == []
     assert "couldn't find" in body["answer"].lower()
+
+
+def test_a_question_about_a_tool_the_docs_never_mention_names_it(
+    llm_client: TestClient, fake_openai: FakeOpenAI
+) -> None:
+    # Every other word is on the AWS page; the docs never mention Terraform.
+    question = "How do I deploy the stack to AWS with Terraform?"
+
+    response = llm_client.post("/chat", json={"message": question})
+
+    body = response.json()
+    assert response.status_code == 200
+    assert body["sources"] == []
+    assert body["answer"].startswith("The documentation doesn't mention “Terraform”")
+    assert fake_openai.chat_calls == 0
 
 
 def test_rate_limited_model_still_returns_sources(

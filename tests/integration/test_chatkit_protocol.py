@@ -636,6 +636,18 @@ async def test_a_question_the_docs_do_not_cover_gets_a_plain_answer(sqlite_env: 
     assert sqlite_env.fake.chat_calls == 0
 
 
+async def test_a_question_about_a_tool_the_docs_never_mention_says_which(
+    sqlite_env: Env,
+) -> None:
+    alice = await sqlite_env.visitor()
+    _, events = await alice.start_thread("How do I deploy to Heroku with npm run deploy?")
+
+    answer = streamed_answer(events)
+    assert answer.item.content[0].text.startswith("The documentation doesn't mention “Heroku”")
+    assert answer.item.content[0].annotations == []
+    assert sqlite_env.fake.chat_calls == 0
+
+
 async def test_a_turn_abandoned_mid_answer_still_leaves_an_answer(sqlite_env: Env) -> None:
     # GIVEN a model that takes a long time to answer
     sqlite_env.fake.slow(30, endpoint="chat")

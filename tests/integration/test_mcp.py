@@ -263,6 +263,22 @@ async def test_search_docs_ranks_sections_as_chat_does_with_anchored_urls(
     assert f"URL: {SITE_URL}/docs/deploy/aws#build" in text
 
 
+async def test_search_docs_says_which_names_of_the_query_the_docs_never_mention(
+    env: Env,
+) -> None:
+    async with env.client() as client:
+        result = await client.call_tool(
+            "search_docs", {"query": "deploy the stack with sam build and Terraform"}
+        )
+
+    found = result.structured_content
+    assert found is not None
+    assert found["results"]  # the sections match its other words
+    assert found["covered"] is False
+    assert found["missing_names"] == ["Terraform"]
+    assert "Note: the docs never mention Terraform" in text_of(result)
+
+
 async def test_search_docs_limit_and_long_sections_are_trimmed(tmp_path: Path) -> None:
     async with running(tmp_path, retrieval_top_k=2) as few, few.client() as client:
         one = await client.call_tool("search_docs", {"query": "snapshot setting", "limit": 1})
@@ -377,7 +393,10 @@ async def test_ask_docs_without_a_model_is_retrieval_only(env: Env) -> None:
     assert result.structured_content["sources"][0]["url"].startswith(f"{SITE_URL}/docs/install")
     assert off_topic.structured_content is not None
     assert off_topic.structured_content["sources"] == []
-    assert "couldn't find" in off_topic.structured_content["answer"].lower()
+    # the docs never mention France: the answer says so rather than "rephrase"
+    assert off_topic.structured_content["answer"].startswith(
+        "The documentation doesn't mention “France”"
+    )
 
 
 # --- Versions ---------------------------------------------------------------------------------

@@ -99,6 +99,14 @@ The table of contents heading levels are configured under `themeConfig.tableOfCo
 """,
 }
 
+# A name dropped in passing: the docs mention Hugo, but say nothing about using it.
+PAGES["about.md"] = """---
+title: About
+---
+
+Other generators include Hugo, Jekyll and Gatsby.
+"""
+
 IN_DOMAIN = [
     ("how do I deploy to netlify", "/docs/deployment", "deploying-to-netlify"),
     ("which node version is required", "/docs/installation", "requirements"),
@@ -197,6 +205,67 @@ async def test_off_topic_questions_are_not_covered_in_hybrid_mode(
 
     assert result.dense_used
     assert not result.covered
+
+
+@pytest.mark.parametrize("hybrid", [True, False], ids=["hybrid", "bm25"])
+@pytest.mark.parametrize(
+    "question",
+    [
+        # every other word is on the deployment page: only the name gives it away
+        "How do I deploy the build to Heroku with npm run build?",
+        "Where do I call getServerSideProps in the navbar?",
+    ],
+)
+async def test_a_question_about_something_the_docs_never_name_is_not_covered(
+    site: Site, fake_openai: FakeOpenAI, hybrid: bool, question: str
+) -> None:
+    result = await retriever(site, hybrid=hybrid).retrieve(question, [])
+
+    assert result.hits  # the sections match its other words...
+    assert not result.covered  # ...but none of them mentions what it asks about
+
+
+@pytest.mark.parametrize("hybrid", [True, False], ids=["hybrid", "bm25"])
+async def test_a_name_the_docs_only_drop_in_passing_does_not_make_a_question_covered(
+    site: Site, fake_openai: FakeOpenAI, hybrid: bool
+) -> None:
+    # "Hugo" occurs only in a list of alternatives; every other word is on the deployment page.
+    question = "How do I deploy a Hugo site with npm run build?"
+    # (the fake's word-overlap cosine runs high, see the off-topic test above)
+    hybrid_retriever = retriever(site, hybrid=hybrid, dense_relevance_floor=0.5)
+
+    result = await hybrid_retriever.retrieve(question, [])
+
+    assert "/docs/about" in [hit.path for hit in result.hits]
+    assert not result.covered
+    assert result.missing_names == ("Hugo",)
+
+
+@pytest.mark.parametrize("hybrid", [True, False], ids=["hybrid", "bm25"])
+@pytest.mark.parametrize(
+    ("question", "path", "anchor"),
+    [
+        (
+            "How do I deploy to Netlify from the main branch?",
+            "/docs/deployment",
+            "deploying-to-netlify",
+        ),
+        ("Do I need Node.js 18 for Docusaurus?", "/docs/installation", "requirements"),
+        # the user's own error text is not a name the docs must use
+        (
+            "Netlify build command and publish directory for `MySite`",
+            "/docs/deployment",
+            "deploying-to-netlify",
+        ),
+    ],
+)
+async def test_names_the_docs_use_keep_a_question_covered(
+    site: Site, fake_openai: FakeOpenAI, hybrid: bool, question: str, path: str, anchor: str
+) -> None:
+    result = await retriever(site, hybrid=hybrid).retrieve(question, [])
+
+    assert result.covered
+    assert (path, anchor) in [(hit.path, hit.anchor) for hit in result.hits]
 
 
 async def test_a_page_that_matches_best_gives_as_many_sections_as_rank_clear(site: Site) -> None:

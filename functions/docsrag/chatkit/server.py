@@ -511,7 +511,7 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         turn.hits = retrieval.hits if retrieval.covered else []
         turn.version_label = retrieval.scope.label if retrieval.scope is not None else None
         if not turn.hits:
-            answer = self._answerer.not_covered()
+            answer = self._answerer.not_covered(retrieval.missing_names)
             async for event in self._finish(
                 thread, context, turn, text=answer.text, annotations=[], mode=answer.mode
             ):
