@@ -411,7 +411,7 @@ def not_covered_text(missing_names: Sequence[str] = ()) -> str:
     mention “Tailwind” or “Vue”."), when there are any.
 
     The names come from the visitor's question but are words only (`docsrag.names`: letters,
-    digits and `.@+#'-`), so no Markdown or HTML can ride on them."""
+    digits and `.@+#-`), so no Markdown or HTML can ride on them."""
     if not missing_names:
         return NOT_COVERED_TEXT
     quoted = [f"“{name}”" for name in missing_names[:NOT_MENTIONED_MAX_NAMES]]

@@ -16,8 +16,9 @@ seconds, or an embeddings endpoint that asks to retry after 25 s, would run past
 deadline never ends later than the invocation's own remaining time less a margin.
 
 The ingest function gives each SQS record the invocation's remaining time less a margin
-(`Deadline.within_lambda`); the `Ingestor` reads it as the ambient deadline (`applies`/`current`),
-since the S3 pipeline between the handler and the `Ingestor` does not carry it.
+(`Deadline.within_lambda`) and passes it down as a parameter: `S3Sync.apply_notification(body,
+deadline=...)` hands it to `Ingestor.ingest_document(..., deadline=...)`, which bounds the page's
+embedding requests with it. Full syncs (reconcile, `sync_folder`) run unbounded.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ import contextlib
 import inspect
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
@@ -46,9 +46,6 @@ LAMBDA_MARGIN_SECONDS: Final = 1.0
 
 class TimeBudgetExhausted(DocsRagError):
     """The request's time budget is spent; the step was cut (or not started)."""
-
-
-_AMBIENT: ContextVar[Deadline | None] = ContextVar("docsrag_deadline", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,22 +139,6 @@ class Deadline:
 
     def _spent(self) -> str:
         return f"the time budget of {self.budget:g} s is spent"
-
-    # --- the ambient deadline (ingest) ----------------------------------------------------------
-
-    @contextlib.contextmanager
-    def applies(self) -> Iterator[Deadline]:
-        """Make this the deadline `Deadline.current()` returns inside the block."""
-        token = _AMBIENT.set(self)
-        try:
-            yield self
-        finally:
-            _AMBIENT.reset(token)
-
-    @staticmethod
-    def current() -> Deadline:
-        """The deadline set by `applies`, else unbounded."""
-        return _AMBIENT.get() or Deadline.unbounded()
 
 
 def _lambda_remaining_ms(context: object | None) -> int | None:

@@ -18,9 +18,10 @@ What happens to a page that is already indexed when its new version is bad:
   embeddings endpoint for the rest of the run.
 Qdrant failures (`IndexUnavailable`) always propagate: nothing sensible can continue.
 
-Embedding a page stops at the ambient deadline (`Deadline.current()`, set per SQS record by the
-ingest function from its remaining time): the page's requests and retries end before it, or
-`EmbeddingError` is raised before anything is written, and the record is delivered again.
+Embedding a page stops at the `deadline` passed to `ingest_document` (the ingest function makes
+one per SQS record from its remaining time and hands it down through `S3Sync`): the page's requests
+and retries end before it, or `EmbeddingError` is raised before anything is written, and the record
+is delivered again. Without one (and in `sync_folder`) embedding is unbounded.
 
 A page that chunks into more than `MAX_CHUNKS_PER_PAGE` chunks (a generated or pasted 5 MB page)
 is indexed with its first chunks only, so one page cannot cost thousands of embeddings; the
@@ -106,11 +107,14 @@ class Ingestor:
         data: bytes,
         *,
         version: str | None = None,
+        deadline: Deadline | None = None,
     ) -> PageOutcome:
         """Index one document's bytes under `source_key` (its path relative to the site root).
 
-        `version` (an S3 sequencer or ETag) is stored with the points. Raises `EmbeddingError`
-        (the page keeps its old chunks) and `IndexUnavailable`.
+        `version` (an S3 sequencer or ETag) is stored with the points. `deadline` bounds the
+        page's embedding requests and retries (None: unbounded). Raises `EmbeddingError` (the
+        page keeps its old chunks; also when the deadline cuts the embedding) and
+        `IndexUnavailable`.
         """
         return self._ingest(
             source_key,
@@ -118,6 +122,7 @@ class Ingestor:
             version=version,
             state=self._index.page_state(source_key),
             embedder_down=False,
+            deadline=deadline,
         )
 
     def _ingest(
@@ -129,10 +134,12 @@ class Ingestor:
         state: PageState | None,
         embedder_down: bool,
         layout: SourceLayout | None = None,
+        deadline: Deadline | None = None,
     ) -> PageOutcome:
         """`ingest_document` with the page's indexed state already known. `embedder_down`: the
         embedder failed earlier in this run; a page that needs it fails without a call.
-        `layout` places Markdown keys (see `parse_document`)."""
+        `layout` places Markdown keys (see `parse_document`). `deadline` bounds the embedding
+        (None: unbounded)."""
         kept = "; the indexed version is kept" if state is not None else ""
         try:
             chunks = self._chunks(source_key, data, layout=layout)
@@ -181,7 +188,8 @@ class Ingestor:
             before = embedder.calls
             try:
                 dense = embedder.embed_documents(
-                    [chunk.embed_text for chunk in chunks], deadline=Deadline.current()
+                    [chunk.embed_text for chunk in chunks],
+                    deadline=deadline or Deadline.unbounded(),
                 )
             finally:
                 calls = embedder.calls - before

@@ -8,7 +8,8 @@ occurs in a retrieved section that matches the question (see `Retriever.coverage
 
 A name is a word written the way names are written:
 - a capitalised word that does not start a sentence ("Gatsby", "Heroku", "Japanese"), except in
-  languages that capitalise every noun (German, Luxembourgish);
+  languages that capitalise every noun (German, Luxembourgish) and in a question written in Title
+  Case or in capitals (then only camelCase identifiers count);
 - an acronym ("MX", "EACCES", "CSS");
 - a camelCase identifier ("getServerSideProps", "useReducer", "SplitChunksPlugin");
 - a capitalised dotted name ("Next.js", "Node.js").
@@ -32,13 +33,24 @@ _CAMEL = re.compile(r"[a-z][A-Z]")
 _SENTENCE_END = re.compile(r"(^|[.!?:;])\s*$")
 _NOT_NAMES = frozenset({"e.g", "i.e", "etc", "vs", "ok", "faq"})
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.")
+_ALPHA_WORD = re.compile(r"[^\W\d_]+")
+# A question of at least this many words whose words are at least this share capitalised (or in
+# capitals) is in Title Case (or shouted): its casing says nothing about names.
+_CASING_MIN_WORDS = 4
+_CASING_SHARE = 0.6
 
 
 def question_names(question: str, *, locale: str = "en") -> list[str]:
     """The names in `question`, each once, in order (see the module docstring). `locale` is the
     language the question is asked in (a BCP 47 tag, "fr", "pt-BR")."""
-    capitalised_nouns = locale.split("-")[0].lower() in _NOUNS_CAPITALISED
     text = _CODE_OR_QUOTED.sub(lambda match: " " * len(match.group()), question)
+    # Casing tells names only where ordinary words are lower case: not in German nouns, not in
+    # a Question Typed In Title Case, and not in one TYPED IN CAPITALS.
+    words = [word for word in _ALPHA_WORD.findall(text) if len(word) > 1]
+    many = len(words) >= _CASING_MIN_WORDS
+    shouted = many and sum(w.isupper() for w in words) >= _CASING_SHARE * len(words)
+    titled = many and sum(w[0].isupper() for w in words) >= _CASING_SHARE * len(words)
+    capitalised = not (locale.split("-")[0].lower() in _NOUNS_CAPITALISED or titled or shouted)
     names: list[str] = []
     seen: set[str] = set()
     for match in _WORD.finditer(text):
@@ -52,7 +64,7 @@ def question_names(question: str, *, locale: str = "en") -> list[str]:
             _ABBREVIATIONS
         )
         is_name = _is_name(
-            word, starts_sentence=starts_sentence, capitalised_nouns=capitalised_nouns
+            word, starts_sentence=starts_sentence, capitalised=capitalised, acronyms=not shouted
         )
         if is_name and word.lower() not in seen:
             seen.add(word.lower())
@@ -60,14 +72,16 @@ def question_names(question: str, *, locale: str = "en") -> list[str]:
     return names
 
 
-def _is_name(word: str, *, starts_sentence: bool, capitalised_nouns: bool) -> bool:
-    if "." in word:
-        return word[0].isupper()  # "Next.js", not "vite.config.ts"
+def _is_name(word: str, *, starts_sentence: bool, capitalised: bool, acronyms: bool) -> bool:
+    """Whether `word` is written as a name; `capitalised`: a capitalised word may be one (the
+    question's language and casing leave ordinary words lower case); `acronyms` likewise."""
     if _CAMEL.search(word):
         return True
-    if word.isupper():  # "MX", "GA4" (the caller makes sure there is a letter)
-        return True
-    return word[0].isupper() and not starts_sentence and not capitalised_nouns
+    if word.isupper():  # "MX", "GA4", "NEXT.JS" (the caller makes sure there is a letter)
+        return acronyms
+    if "." in word:
+        return word[0].isupper() and acronyms  # "Next.js", not "vite.config.ts"
+    return capitalised and word[0].isupper() and not starts_sentence
 
 
 def missing_names(names: Iterable[str], texts: Iterable[str]) -> list[str]:

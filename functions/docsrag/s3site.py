@@ -20,6 +20,10 @@ in an SNS envelope (S3 -> SNS -> SQS/Lambda, raw message delivery off), or as Ev
 (`"source": "aws.s3"`, `Object Created` / `Object Deleted`; EventBridge -> SQS or -> Lambda).
 Anything else that is valid JSON but not a change (`s3:TestEvent`, `{}`, another EventBridge
 event) is acknowledged, logged with its reason and counted in the `NotificationsIgnored` metric.
+
+Time: `apply_notification` (and `apply`, `apply_direct`) take the caller's `Deadline` as a
+parameter and hand it to `Ingestor.ingest_document`, which stops a page's embedding at it (the
+ingest function makes one per SQS record). `reconcile` runs unbounded.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from docsrag import telemetry
+from docsrag.budget import Deadline
 from docsrag.config import Settings
 from docsrag.embeddings import build_embedder
 from docsrag.errors import (
@@ -364,7 +369,12 @@ class Ingestor(Protocol):
     """What `S3Sync` needs from `docsrag.ingest.Ingestor`."""
 
     def ingest_document(
-        self, source_key: str, data: bytes, *, version: str | None = None
+        self,
+        source_key: str,
+        data: bytes,
+        *,
+        version: str | None = None,
+        deadline: Deadline | None = None,
     ) -> Any: ...
     def delete_document(self, source_key: str) -> bool: ...
     def indexed_versions(self) -> dict[str, str | None]: ...
@@ -436,8 +446,9 @@ class S3Sync:
         """What a page indexed from an object with `etag` stores as its version."""
         return f"{etag}/{self._fingerprint}"
 
-    def apply(self, change: ObjectChange) -> ChangeResult:
-        """Bring one key's page in line with the bucket. Raises only for transient failures."""
+    def apply(self, change: ObjectChange, *, deadline: Deadline | None = None) -> ChangeResult:
+        """Bring one key's page in line with the bucket. Raises only for transient failures.
+        `deadline` bounds the page's embedding (None: unbounded)."""
         bucket = self._settings.docs_bucket
         if bucket and change.bucket != bucket:
             logger.warning(
@@ -453,10 +464,17 @@ class S3Sync:
         info = classify_key(source_key)
         if info.format is None:
             return ChangeResult(change.key, "ignored", info.reason)
-        return self._sync_key(S3Site(s3=self._s3, bucket=change.bucket), change.key, source_key)
+        site = S3Site(s3=self._s3, bucket=change.bucket)
+        return self._sync_key(site, change.key, source_key, deadline=deadline)
 
     def _sync_key(
-        self, site: S3Site, key: str, source_key: str, known: ObjectInfo | None = None
+        self,
+        site: S3Site,
+        key: str,
+        source_key: str,
+        known: ObjectInfo | None = None,
+        *,
+        deadline: Deadline | None = None,
     ) -> ChangeResult:
         """Make the index hold what the bucket holds for `key`, now.
 
@@ -467,7 +485,7 @@ class S3Sync:
         current = known or site.head(key)
         changed: ChangeResult | None = None
         for _ in range(MAX_SYNC_ROUNDS):
-            step = self._sync_once(site, key, source_key, current)
+            step = self._sync_once(site, key, source_key, current, deadline=deadline)
             if not step.changed_index:
                 if changed is not None and step.result.status == "unchanged":
                     return changed
@@ -486,9 +504,16 @@ class S3Sync:
         )
 
     def _sync_once(
-        self, site: S3Site, key: str, source_key: str, current: ObjectInfo | None
+        self,
+        site: S3Site,
+        key: str,
+        source_key: str,
+        current: ObjectInfo | None,
+        *,
+        deadline: Deadline | None = None,
     ) -> _Step:
-        """One pass over a key, given the object's state (None: no object)."""
+        """One pass over a key, given the object's state (None: no object). `deadline` bounds
+        the page's embedding (None: unbounded)."""
         if current is None:
             if self._ingestor.delete_document(source_key):
                 return _Step(ChangeResult(key, "deleted", "object is gone"), True, None)
@@ -506,10 +531,12 @@ class S3Sync:
             return _Step(result, False, current.etag)
         fetched = site.read(key, max_bytes=max_bytes)
         if fetched is None:  # deleted between HEAD and GET
-            return self._sync_once(site, key, source_key, None)
+            return self._sync_once(site, key, source_key, None, deadline=deadline)
         version = self.version(fetched.etag) if fetched.etag else None
         try:
-            outcome = self._ingestor.ingest_document(source_key, fetched.data, version=version)
+            outcome = self._ingestor.ingest_document(
+                source_key, fetched.data, version=version, deadline=deadline
+            )
         except DocumentError as exc:
             logger.warning("skipping unreadable object", extra={"key": key, "reason": str(exc)})
             return _Step(ChangeResult(key, "skipped", str(exc)), False, fetched.etag)
@@ -524,26 +551,33 @@ class S3Sync:
         changed_index = outcome.status in ("added", "updated", "deleted")
         return _Step(result, changed_index, fetched.etag)
 
-    def apply_notification(self, body: str) -> list[ChangeResult]:
+    def apply_notification(
+        self, body: str, *, deadline: Deadline | None = None
+    ) -> list[ChangeResult]:
         """Apply one SQS message's S3 notification. Malformed bodies and transient failures raise
         (the message is retried, then kept in the dead-letter queue); unreadable objects are
-        skipped with a logged reason."""
+        skipped with a logged reason. `deadline` (the record's time budget) bounds each page's
+        embedding: past it, `EmbeddingError` is raised before anything is written (None:
+        unbounded)."""
         results = []
         notification = read_notification(body)
         _record_ignored(notification)
         for change in notification.changes:
-            result = self.apply(change)
+            result = self.apply(change, deadline=deadline)
             _record(result, change)
             results.append(result)
         return results
 
-    def apply_direct(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply a direct S3 notification event; returns a summary for the invoker."""
+    def apply_direct(
+        self, event: Mapping[str, Any], *, deadline: Deadline | None = None
+    ) -> dict[str, Any]:
+        """Apply a direct S3 notification event; returns a summary for the invoker. `deadline`
+        bounds each page's embedding, as in `apply_notification` (None: unbounded)."""
         summary = IngestSummary()
         notification = read_notification(event)
         _record_ignored(notification)
         for change in notification.changes:
-            result = self.apply(change)
+            result = self.apply(change, deadline=deadline)
             _record(result, change)
             _count(summary, result)
         return asdict(summary)

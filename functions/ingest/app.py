@@ -79,8 +79,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     try:
         if deadline.expired:
             raise TimeBudgetExhausted("not started: the invocation is about to time out")
-        with deadline.applies():
-            _get_sync().apply_notification(record.body)
+        _get_sync().apply_notification(record.body, deadline=deadline)
     except TimeBudgetExhausted as exc:
         logger.warning("message left for SQS to deliver again: %s", exc)
         raise

@@ -4,6 +4,7 @@ reconcile, and when the bucket or its listing is not what the settings say."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ import pytest
 from moto import mock_aws
 from qdrant_client import QdrantClient
 
+from docsrag.budget import Deadline
 from docsrag.config import Settings
 from docsrag.embeddings import build_embedder
+from docsrag.errors import EmbeddingError
 from docsrag.index import DocsIndex, build_qdrant_client
 from docsrag.ingest import Ingestor
 from docsrag.s3site import (
@@ -277,3 +280,27 @@ def test_the_version_fingerprint_follows_every_setting_that_shapes_the_points(
     ):
         changed = make_settings(tmp_path, fake_openai, **override)
         assert pipeline_fingerprint(changed) != pipeline_fingerprint(base), override
+
+
+# --- time budget ----------------------------------------------------------------------------------
+
+
+def test_a_page_whose_embedding_outlasts_the_deadline_keeps_its_indexed_version(
+    tmp_path: Path, s3: Any, qdrant: QdrantClient, index: DocsIndex, fake_openai: FakeOpenAI
+) -> None:
+    sync = make_sync(index, s3, make_settings(tmp_path, fake_openai))
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=V1)
+    assert sync.apply(change()).status == "added"
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=V2)
+    calls = fake_openai.embedding_calls
+    spent = Deadline(cutoff=time.monotonic() - 1)  # the invocation is about to end
+
+    # the record fails (SQS delivers it again) without calling the model...
+    with pytest.raises(EmbeddingError):
+        sync.apply(change(), deadline=spent)
+    assert fake_openai.embedding_calls == calls
+    assert "dawn" in indexed_text(qdrant, KEY)  # ...and the old version stays whole
+
+    # delivered again with time left, the new version replaces it
+    assert sync.apply(change(), deadline=Deadline.start(30)).status == "updated"
+    assert "noon" in indexed_text(qdrant, KEY)

@@ -63,3 +63,20 @@ def test_the_not_covered_answer_says_which_names_the_docs_never_mention() -> Non
     assert "“A1”, “B2” or “C3”," in many
     assert "D4" not in many
     assert not_covered_text([]) == NOT_COVERED_TEXT
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        # Title Case: the capitals say nothing, only identifiers count
+        ("How To Change The Navbar Colour With customCss", ["customCss"]),
+        # in capitals: likewise
+        ("HOW DO I DEPLOY TO NETLIFY", []),
+        # a short question keeps its names
+        ("Deploy Vercel", ["Vercel"]),
+    ],
+)
+def test_a_question_whose_casing_says_nothing_has_only_identifier_names(
+    question: str, names: list[str]
+) -> None:
+    assert question_names(question) == names
