@@ -22,6 +22,7 @@ case-insensitive, and an acronym's plural ("URLs") also matches its singular.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -86,18 +87,18 @@ def _is_name(word: str, *, starts_sentence: bool, capitalised: bool, acronyms: b
 
 def missing_names(names: Iterable[str], texts: Iterable[str]) -> list[str]:
     """The `names` that none of `texts` contains."""
-    left = {name: _pattern(name) for name in names}
-    for text in texts:
-        if not left:
-            break
-        lowered = text.lower()
-        left = {name: pattern for name, pattern in left.items() if not pattern.search(lowered)}
-    return list(left)
+    kept = list(texts)
+    return [name for name in names if not any(mentions(text, name) for text in kept)]
 
 
+def mentions(text: str, name: str) -> bool:
+    """Whether `text` contains `name` as a whole word, in any case ("toc" also in
+    "toc_max_heading_level"); an acronym's plural ("URLs", "IDs") also as its singular."""
+    return _pattern(name).search(text.lower()) is not None
+
+
+@functools.lru_cache(maxsize=1024)
 def _pattern(name: str) -> re.Pattern[str]:
-    """`name` as a whole word in lower-case text ("toc" also in "toc_max_heading_level"); an
-    acronym's plural ("URLs", "IDs") also as its singular."""
     base = name[:-1] if len(name) > 2 and name.endswith("s") and name[:-1].isupper() else name
     plural = "s?" if base != name else ""
     return re.compile(rf"(?<![0-9a-z]){re.escape(base.lower())}{plural}(?![0-9a-z])")

@@ -82,7 +82,7 @@ from docsrag.embeddings import DenseEmbedder
 from docsrag.errors import EmbeddingError
 from docsrag.index import DocsIndex, SearchResult
 from docsrag.models import Hit, SparseVector
-from docsrag.names import missing_names, question_names
+from docsrag.names import mentions, question_names
 from docsrag.safety import recent_turns
 from docsrag.scope import BlogPolicy, ScopeRequest, SearchScope, SiteCatalog, resolve_scope
 from docsrag.sparse import BM25Encoder
@@ -298,19 +298,35 @@ class Retriever:
         the question's terms (a name dropped in passing on an unrelated page does not count)."""
         s = self._settings
         texts = [_embed_text(hit) for hit in hits]
-        found = [terms & set(self._encoder.tokenize(text)) for text in texts]
-        share = len(set[str]().union(*found)) / len(terms) if terms else 0.0
+        tokens: dict[int, set[str]] = {}  # tokenizing is the costly part: each hit at most once
+
+        def terms_in(i: int) -> set[str]:
+            if i not in tokens:
+                tokens[i] = terms & set(self._encoder.tokenize(texts[i]))
+            return tokens[i]
+
+        found: set[str] = set()
+        for i in range(len(hits)):
+            if found == terms:
+                break
+            found |= terms_in(i)
+        share = len(found) / len(terms) if terms else 0.0
         dense_scores = [hit.dense_score for hit in hits if hit.dense_score is not None]
         top_dense = max(dense_scores, default=None)
         dense_ok = dense_floor is not None and top_dense is not None and top_dense >= dense_floor
         sparse_ok = share >= s.sparse_relevance_floor
-        matching = [
-            text
-            for text, hit, hit_terms in zip(texts, hits, found, strict=True)
-            if (dense_floor is not None and (hit.dense_score or -1.0) >= dense_floor)
-            or (terms and len(hit_terms) >= NAME_SECTION_TERM_SHARE * len(terms))
-        ]
-        missing = tuple(missing_names(names, matching))
+
+        def matches_question(i: int) -> bool:
+            score = hits[i].dense_score
+            if dense_floor is not None and score is not None and score >= dense_floor:
+                return True
+            return bool(terms) and len(terms_in(i)) >= NAME_SECTION_TERM_SHARE * len(terms)
+
+        missing = tuple(
+            name
+            for name in names
+            if not any(mentions(texts[i], name) and matches_question(i) for i in range(len(hits)))
+        )
         return Coverage(
             covered=bool(hits) and (dense_ok or sparse_ok) and not missing,
             term_share=share,
