@@ -30,6 +30,8 @@ off-topic rejection from 19/40 to 34/40 with MiniLM hybrid (no labelled question
 from 28/40 to 34/40 with BM25 alone; with it the sparse floor 0.75 refuses 3 of 245 labelled
 questions where 0.8 refused 7 without it. On this project's docs (`bench/questions.jsonl`): BM25
 24/24 off-topic rejected and 2 of 51 labelled refused (3 before), hybrid 22/24 (21 before).
+The names rule reads words, not cosines, so it carries over to another embedding model as is
+(only which sections count as matching follows the calibrated dense floor).
 
 The dense floor is per embedding model: cosine scales differ (MiniLM's unrelated texts score
 about 0.1, text-embedding-3-small's crowd into a narrower band). Unless `dense_relevance_floor`
