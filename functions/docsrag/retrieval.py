@@ -92,8 +92,10 @@ from docsrag.sparse import BM25Encoder
 logger = logging.getLogger(__name__)
 
 HISTORY_TERM_WEIGHT = 0.5
-# Candidates each retriever (dense, BM25) hands to the fusion.
-PREFETCH_LIMIT = 50
+# Candidates each retriever (dense, BM25) hands to the fusion. DBSF scales each list by the spread
+# of its own scores, so a long tail of weak candidates changes how the two lists weigh: on the tune
+# split (hybrid MiniLM) R@1 was .658 at 100, .675 at 50, .692 at 40, .709 at 30, .692 at 20.
+PREFETCH_LIMIT = 30
 # Fused hits fetched, as a multiple of top_k: room for the section merge and page diversity.
 FUSED_PER_TOP_K = 3
 _FOLLOW_UP_START = re.compile(
