@@ -133,8 +133,8 @@ class Retrieval:
     covered: bool
     dense_used: bool
     scope: SearchScope | None = None
-    # Names the question uses that none of the retrieved sections mention (docsrag.names): why
-    # it is not covered, when they are the reason.
+    # Names the question uses (docsrag.names) that no retrieved section matching the question
+    # mentions: why it is not covered, when they are the reason.
     missing_names: tuple[str, ...] = ()
 
 
@@ -145,7 +145,7 @@ class Coverage:
     covered: bool
     term_share: float  # share of the question's terms found in the hits
     top_dense: float | None  # best dense cosine, None without dense
-    missing_names: tuple[str, ...]  # names of the question no hit contains
+    missing_names: tuple[str, ...]  # names of the question no hit matching it contains
 
 
 class Retriever:
