@@ -36,6 +36,7 @@ from docsrag.container import Container
 from docsrag.mcp_server import SECTION_CHARS, page_path, without_overlap
 from tests.fakes.openai_server import FakeOpenAI
 from tests.integration.test_chatkit_protocol import indexed_urls
+from tests.ratewindow import clear_of_window_boundary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SITE_URL = "https://docs.example.org/handbook"  # a Docusaurus baseUrl: /handbook/
@@ -595,6 +596,7 @@ async def test_each_client_address_is_rate_limited(
         dynamodb = request.getfixturevalue("moto_dynamodb")
         create_threads_table(dynamodb, TABLE)
         overrides["threads_table"] = TABLE
+        await clear_of_window_boundary()  # four calls in one fixed minute
     try:
         async with running(tmp_path, **overrides) as limited:
             allowed = [await limited.post(rpc("tools/list")) for _ in range(3)]
@@ -799,6 +801,7 @@ def test_raw_tools_list_and_search_docs_through_the_handler_of_a_cold_container(
 async def test_the_sdk_client_works_through_the_handler_and_its_limits_apply(
     lambda_settings: Settings, mode: str
 ) -> None:
+    await clear_of_window_boundary()  # the 8-a-minute limit is reached inside one fixed minute
     lam = await asyncio.to_thread(LambdaContainer, lambda_settings)
     try:
         async with httpx2.AsyncClient(transport=ThroughLambda(lam), base_url=BASE) as http:
