@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
 
 # Languages whose nouns are capitalised wherever they stand.
 _NOUNS_CAPITALISED = frozenset({"de", "lb"})
@@ -83,12 +82,6 @@ def _is_name(word: str, *, starts_sentence: bool, capitalised: bool, acronyms: b
     if "." in word:
         return word[0].isupper() and acronyms  # "Next.js", not "vite.config.ts"
     return capitalised and word[0].isupper() and not starts_sentence
-
-
-def missing_names(names: Iterable[str], texts: Iterable[str]) -> list[str]:
-    """The `names` that none of `texts` contains."""
-    kept = list(texts)
-    return [name for name in names if not any(mentions(text, name) for text in kept)]
 
 
 def mentions(text: str, name: str) -> bool:
